@@ -1,0 +1,93 @@
+"""Encode: stream RGB frames into an MP4 a browser plays.
+
+H.264 (libx264), yuv420p, faststart, constant quality (CRF). imageio-ffmpeg
+ships its own ffmpeg binary, so nothing has to be installed by hand. Frames
+are streamed to ffmpeg one at a time. yuv420p needs even sides, so an odd
+width or height is padded by repeating the last column or row. The video is
+written to a temporary file and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .cache import disk_error
+from .errors import UserError
+
+
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    return (size[0] + size[0] % 2, size[1] + size[1] % 2)
+
+
+def pad_even(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return img
+    return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def write_mp4(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int, crf: int = 18) -> int:
+    """Encode frames (H, W, 3 uint8 each) to ``path``; returns the frame count."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise disk_error(e, path.parent) from None
+    if not os.access(path.parent, os.W_OK):
+        raise UserError("cannot write here", str(path.parent), "choose a writable folder with --out")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
+    W, H = even_size(size)
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp),
+        (W, H),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_in="rgb24",
+        pix_fmt_out="yuv420p",
+        quality=None,
+        macro_block_size=2,
+        output_params=["-crf", str(int(crf)), "-preset", "medium", "-movflags", "+faststart"],
+    )
+    n = 0
+    try:
+        writer.send(None)
+        for img in frames:
+            img = pad_even(np.ascontiguousarray(img, dtype=np.uint8))
+            writer.send(img)
+            n += 1
+        writer.close()
+        os.replace(tmp, path)
+    except OSError as e:
+        _discard(writer, tmp)
+        raise disk_error(e, path.parent) from None
+    except BaseException:
+        _discard(writer, tmp)
+        raise
+    return n
+
+
+def _discard(writer, tmp: Path) -> None:
+    try:
+        writer.close()
+    except BaseException:
+        pass
+    try:
+        tmp.unlink()
+    except OSError:
+        pass
+
+
+def probe(path: Path) -> dict:
+    """Decoded properties of a video: frames, size, fps, codec (for tests and info)."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path))
+    meta = gen.__next__()
+    n = sum(1 for _ in gen)
+    return {"frames": n, "size": tuple(meta["size"]), "fps": meta["fps"], "codec": meta.get("codec", "")}

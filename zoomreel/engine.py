@@ -1,0 +1,337 @@
+"""The engine: per-pixel hyperparameters in, raw per-pixel measure out.
+
+Each pixel is one full training run. JAX trains many pixels at once; the engine
+never touches the disk.
+
+Layout. A chunk of B pixels keeps its input-layer weights "pixel-major" as one
+(n, B*n) matrix, so that the forward product X @ W0 and the backward product
+X^T @ dZ of every pixel in the chunk are each a single large matrix product
+against the shared inputs X.
+
+Scheduling. Training runs in segments of a few steps. Between segments, pixels
+whose parameters hold a NaN are retired: NaN parameters are absorbing (every
+later loss is NaN, and the measure maps NaN to the cap), so their remaining
+loss record is filled with NaN and the measure is bit-for-bit what the full
+run gives. The loss record is reduced to the measure in NumPy float64, in the
+same order whether or not pixels were retired.
+
+The inner step is a plug-in: :data:`STEPS` maps a model kind to the builder of
+its jitted segment function, so another formulation can be swapped in without
+touching the scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+from jax import lax  # noqa: E402
+
+from .model import ENGINE_VERSION, Model  # noqa: E402,F401
+
+V_CAP = 1e6  # guard and cap of the normalised loss (paper)
+LAST = 20  # the converged test averages this many final values
+MANDELBROT_ESCAPE = 1e3  # escape radius for smooth escape time
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+# --------------------------------------------------------------------------
+# Reference draws
+
+
+@functools.lru_cache(maxsize=16)
+def _draws_cached(width: int, points: int, seed: int, steps: int, batch: int | None):
+    # Pinned to JAX's current default threefry mode so that a future change of
+    # default cannot silently change every frame.
+    with jax.threefry_partitionable(True):
+        return _draw(width, points, seed, steps, batch)
+
+
+def _draw(width, points, seed, steps, batch):
+    key = jax.random.PRNGKey(seed)
+    key, sub = jax.random.split(key)
+    k0, k1 = jax.random.split(sub, 2)
+    w0 = jax.random.normal(k0, (width, width), dtype=jnp.float64)
+    w1 = jax.random.normal(k1, (width, 1), dtype=jnp.float64)
+    key, sub = jax.random.split(key)
+    x = jax.random.normal(sub, (points, width), dtype=jnp.float64)
+    key, sub = jax.random.split(key)
+    y = jax.random.normal(sub, (points, 1), dtype=jnp.float64)
+    idx = None
+    if batch is not None:
+        key, sub = jax.random.split(key)
+        idx = np.asarray(jax.random.randint(sub, (steps, batch), 0, points), dtype=np.int32)
+    out = tuple(np.asarray(a) for a in (w0, w1, x, y))
+    return out + (idx,)
+
+
+@dataclass(frozen=True)
+class Draws:
+    w0: np.ndarray  # (n, n)
+    w1: np.ndarray  # (n, 1)
+    x: np.ndarray  # (points, n)
+    y: np.ndarray  # (points, 1)
+    idx: np.ndarray | None  # (steps, batch) minibatch indices, or None
+
+
+def draws(model: Model) -> Draws:
+    """The reference experiment's float64 draws for this model and seed.
+
+    Order as in the reference: split, split into (k0, k1) for W0 and W1, then
+    one split each for X and Y. Minibatch indices (zoomreel's own addition)
+    come from one further split, uniform with replacement.
+    """
+    parts = _draws_cached(model.width, model.n_points, model.seed, model.steps, model.minibatch)
+    return Draws(*(None if a is None else a.copy() for a in parts))
+
+
+# --------------------------------------------------------------------------
+# The measure (pure NumPy, float64)
+
+
+def network_measure(losses: np.ndarray) -> np.ndarray:
+    """Paper's per-pixel measure from a (steps, N) loss record.
+
+    Negative: converged (-sum v_t). Positive: diverged (+sum 1/v_t).
+    """
+    losses = np.asarray(losses, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        v = losses / losses[:1]
+        v = np.where(np.isfinite(v), v, V_CAP)
+        v = np.minimum(v, V_CAP)
+        converged = v[-LAST:].mean(axis=0) < 1.0
+        return np.where(converged, -v.sum(axis=0), (1.0 / v).sum(axis=0))
+
+
+def mandelbrot_measure(mod2: np.ndarray) -> np.ndarray:
+    """Measure from a (steps, N) record of |z_t|^2.
+
+    Escaped points: +smooth escape time (small = escaped fast).
+    Bounded points: -(1 + mean over the last iterations of |z|^2), always negative.
+    """
+    mod2 = np.asarray(mod2, dtype=np.float64)
+    steps = mod2.shape[0]
+    with np.errstate(all="ignore"):
+        escaped_at = mod2 > MANDELBROT_ESCAPE**2  # NaN compares False
+        esc = escaped_at.any(axis=0)
+        first = np.argmax(escaped_at, axis=0)
+        zz = mod2[first, np.arange(mod2.shape[1])]
+        # smooth iteration count: n + 1 - log2(log|z_n|), clipped at 0
+        nu = first + 1.0 - np.log2(np.log(np.sqrt(zz)))
+        nu = np.maximum(nu, 1e-3)
+        tail = mod2[-min(LAST, steps):]
+        bounded = -(1.0 + np.nanmean(tail, axis=0))
+        return np.where(esc, nu, bounded)
+
+
+# --------------------------------------------------------------------------
+# Inner segment functions (jitted, B pixels for `seg` steps)
+
+
+def _phi(nonlinearity: str, z):
+    if nonlinearity == "tanh":
+        h = jnp.tanh(math.sqrt(2.0) * z)
+        return h, math.sqrt(2.0) * (1.0 - h * h)
+    if nonlinearity == "relu":
+        h = math.sqrt(2.0) * jnp.maximum(z, 0.0)  # maximum propagates NaN
+        return h, jnp.where(z > 0, math.sqrt(2.0), 0.0).astype(z.dtype)
+    return z, jnp.ones_like(z)
+
+
+def _build_network_segment(model: Model, dtype, B: int, seg: int) -> Callable:
+    n = model.width
+    nl = model.nonlinearity
+    mb = model.minibatch
+    points = model.n_points
+    inv_sqrt_n = 1.0 / math.sqrt(n)
+
+    def step(xs, y, lr0c, lr1, carry, idx_t):
+        w0t, w1 = carry  # (n, B*n), (B, n)
+        z = xs @ w0t  # (P, B*n)
+        h, dphi = _phi(nl, z)
+        h3 = h.reshape(h.shape[0], B, n)
+        out = jnp.einsum("pbj,bj->pb", h3, w1) * (1.0 / n)
+        r = out - y  # (P, B)
+        loss = jnp.mean(r * r, axis=0)
+        if mb is None:
+            xg, hg, dg, rg, rows = xs, h3, dphi, r, points
+        else:
+            xg = xs[idx_t]
+            hg = h3[idx_t]
+            dg = dphi[idx_t]
+            rg = r[idx_t]
+            rows = mb
+        g = rg * (2.0 / rows)  # (R, B)
+        dw1 = jnp.einsum("pbj,pb->bj", hg, g) * (1.0 / n)
+        dz = (g[:, :, None] * w1[None, :, :] * (1.0 / n)).reshape(rows, B * n) * dg
+        dw0t = xg.T @ dz
+        return (w0t - lr0c[None, :] * dw0t, w1 - lr1[:, None] * dw1), loss
+
+    def segment(w0, w1, a, b, x, y, idx):
+        # w0 (B, n, n), w1 (B, n), a/b (B,), x (P, n), y (P, 1), idx (seg, batch)
+        xs = x * jnp.asarray(inv_sqrt_n, dtype)
+        if model.plane == "lr-lr":
+            lr0, lr1 = a, b
+        else:
+            lr0, lr1 = b, b
+        lr0c = jnp.repeat(lr0, n)
+        w0t = jnp.transpose(w0, (1, 0, 2)).reshape(n, B * n)
+        body = functools.partial(step, xs, y, lr0c, lr1)
+        (w0t, w1), losses = lax.scan(body, (w0t, w1), idx, length=seg)
+        w0 = jnp.transpose(w0t.reshape(n, B, n), (1, 0, 2))
+        dead = jnp.isnan(w0).any(axis=(1, 2)) | jnp.isnan(w1).any(axis=1)
+        return w0, w1, losses, dead
+
+    return jax.jit(segment)
+
+
+def _build_mandelbrot_segment(model: Model, dtype, B: int, seg: int) -> Callable:
+    def step(a, b, carry, _):
+        zr, zi = carry
+        m2 = zr * zr + zi * zi
+        zr, zi = zr * zr - zi * zi + a, 2.0 * zr * zi + b
+        return (zr, zi), m2
+
+    def segment(zr, zi, a, b, x, y, idx):
+        body = functools.partial(step, a, b)
+        (zr, zi), rec = lax.scan(body, (zr, zi), None, length=seg)
+        dead = ~(rec <= MANDELBROT_ESCAPE**2).all(axis=0)
+        return zr, zi, rec, dead
+
+    return jax.jit(segment)
+
+
+STEPS: dict[str, Callable] = {
+    "network": _build_network_segment,
+    "mandelbrot": _build_mandelbrot_segment,
+}
+MEASURES: dict[str, Callable] = {
+    "network": network_measure,
+    "mandelbrot": mandelbrot_measure,
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _segment_fn(model: Model, dtype_name: str, B: int, seg: int, device_index: int):
+    return STEPS[model.kind](model, DTYPES[dtype_name], B, seg)
+
+
+# --------------------------------------------------------------------------
+# Device and chunk choice
+
+
+def default_chunk() -> int:
+    """Pixels per jitted call: cache-sized on CPU, large on a GPU."""
+    env = os.environ.get("ZOOMREEL_CHUNK")
+    if env:
+        return max(1, int(env))
+    platform = jax.devices()[0].platform
+    return 64 if platform == "cpu" else 16384
+
+
+def device_name() -> str:
+    d = jax.devices()[0]
+    return f"{d.platform}:{getattr(d, 'device_kind', '')} x{len(jax.devices())}"
+
+
+SEGMENT_STEPS = 25
+
+
+def _initial_state(model: Model, dr: Draws, a: np.ndarray, dtype):
+    N = a.shape[0]
+    if model.kind == "mandelbrot":
+        z = np.zeros(N, dtype=dtype)
+        return [z, z.copy()]
+    n = model.width
+    w0 = np.broadcast_to(dr.w0.astype(dtype), (N, n, n)).copy()
+    if model.plane == "init-lr":
+        w0 += a.astype(dtype)[:, None, None]
+    w1 = np.broadcast_to(dr.w1[:, 0].astype(dtype), (N, n)).copy()
+    return [w0, w1]
+
+
+def train(
+    model: Model,
+    hx: np.ndarray,
+    hy: np.ndarray,
+    dtype: str = "float64",
+    *,
+    chunk: int | None = None,
+    early_exit: bool = True,
+    group: int = 16384,
+    on_progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Train one run per pixel and return the float64 measure, shape (N,).
+
+    hx, hy: per-pixel hyperparameters (float64, already rounded as they
+    should be): for the lr-lr plane (lr0, lr1); for init-lr (offset, lr); for
+    the Mandelbrot set (Re c, Im c). ``on_progress(k)`` is called with the
+    number of pixel-steps just completed (retired pixels count as done).
+    """
+    hx = np.ascontiguousarray(hx, dtype=np.float64).ravel()
+    hy = np.ascontiguousarray(hy, dtype=np.float64).ravel()
+    if hx.shape != hy.shape:
+        raise ValueError("hx and hy must have the same shape")
+    dt = DTYPES[dtype]
+    B0 = chunk or default_chunk()
+    out = np.empty(hx.shape[0], dtype=np.float64)
+    dr = draws(model) if model.kind == "network" else None
+    x = None if dr is None else jnp.asarray(dr.x.astype(dt))
+    y = None if dr is None else jnp.asarray(dr.y.astype(dt))
+    T = model.steps
+    for g0 in range(0, hx.shape[0], group):
+        ga = hx[g0 : g0 + group]
+        gb = hy[g0 : g0 + group]
+        out[g0 : g0 + ga.shape[0]] = _train_group(
+            model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress
+        )
+    return out
+
+
+def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress):
+    g = ga.shape[0]
+    state = _initial_state(model, dr, ga, dt)
+    a_all = ga.astype(dt)
+    b_all = gb.astype(dt)
+    record = np.full((T, g), np.nan, dtype=np.float64)
+    alive = np.arange(g)
+    t = 0
+    dtype_name = np.dtype(dt).name
+    while t < T and alive.size:
+        seg = min(SEGMENT_STEPS, T - t)
+        idx = None
+        if dr is not None and dr.idx is not None:
+            idx = jnp.asarray(dr.idx[t : t + seg])
+        B = min(B0, max(8, 1 << (int(alive.size) - 1).bit_length()))
+        fn = _segment_fn(model, dtype_name, B, seg, 0)
+        dead_all = np.zeros(alive.size, dtype=bool)
+        for c0 in range(0, alive.size, B):
+            ids = alive[c0 : c0 + B]
+            m = ids.size
+            if m < B:  # pad with copies of the first pixel; results dropped
+                ids = np.concatenate([ids, np.full(B - m, ids[0])])
+            args = [s[ids] for s in state] + [a_all[ids], b_all[ids], x, y, idx]
+            res = fn(*args)
+            res = [np.asarray(r) for r in res]
+            for s, r in zip(state, res[:-2]):
+                s[ids[:m]] = r[:m]
+            record[t : t + seg, ids[:m]] = res[-2][:, :m]
+            dead_all[c0 : c0 + m] = res[-1][:m]
+        if on_progress is not None:
+            retired = int(dead_all.sum()) if early_exit else 0
+            on_progress(alive.size * seg + retired * (T - t - seg))
+        t += seg
+        if early_exit:
+            alive = alive[~dead_all]
+    return MEASURES[model.kind](record)

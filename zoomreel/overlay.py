@@ -1,0 +1,83 @@
+"""Overlay: axis labels (the hyperparameter range at the frame's edges) and zoom depth.
+
+The labels print as many significant digits as the zoom needs to tell the two
+edges apart, in scientific notation. Drawn with Pillow, which imageio brings.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import numpy as np
+
+from .model import Model
+from .path import PREC, View
+
+AXIS_NAMES = {
+    "lr-lr": ("input-layer lr", "output-layer lr"),
+    "init-lr": ("init offset", "lr"),
+    "mandelbrot": ("Re c", "Im c"),
+}
+
+
+def axis_names(model: Model) -> tuple[str, str]:
+    return AXIS_NAMES["mandelbrot" if model.kind == "mandelbrot" else model.plane]
+
+
+def edges(view: View) -> tuple[tuple[Decimal, Decimal], tuple[Decimal, Decimal]]:
+    W, H = view.size
+    with localcontext(prec=PREC):
+        hx = view.span / 2
+        hy = view.span * H / W / 2
+        cx, cy = view.center
+        return (cx - hx, cx + hx), (cy - hy, cy + hy)
+
+
+def digits_needed(model: Model, view: View) -> int:
+    span = float(view.span)
+    if model.log_axes:
+        rel = span * math.log(10.0)
+    else:
+        mag = max(abs(float(c)) for c in view.center) + span
+        rel = span / mag
+    return max(3, math.ceil(-math.log10(max(rel, 1e-300))) + 2)
+
+
+def fmt(model: Model, coord: Decimal, digits: int) -> str:
+    with localcontext(prec=max(PREC, digits + 5)):
+        v = Decimal(10) ** coord if model.log_axes else coord
+        return f"{v:.{digits - 1}e}"
+
+
+def labels(model: Model, view: View, first_span: Decimal) -> dict:
+    """Label texts: the four edges and the zoom depth."""
+    d = digits_needed(model, view)
+    (x0, x1), (y0, y1) = edges(view)
+    nx, ny = axis_names(model)
+    depth = math.log10(float(first_span) / float(view.span)) if view.span != first_span else 0.0
+    return {
+        "x": f"{nx}: {fmt(model, x0, d)} .. {fmt(model, x1, d)}",
+        "y": f"{ny}: {fmt(model, y0, d)} .. {fmt(model, y1, d)}",
+        "depth": f"zoom 10^{depth:.2f}  (span {float(view.span):.3g})",
+    }
+
+
+def draw(img: np.ndarray, model: Model, view: View, first_span: Decimal) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    H, W = img.shape[:2]
+    lab = labels(model, view, first_span)
+    size = max(8, min(W, H) // 28)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    im = Image.fromarray(img)
+    dr = ImageDraw.Draw(im)
+    pad = max(2, size // 3)
+    style = dict(font=font, fill=(255, 255, 255), stroke_width=max(1, size // 8), stroke_fill=(0, 0, 0))
+    dr.text((pad, H - pad), lab["x"], anchor="lb", **style)
+    dr.text((pad, pad), lab["y"], anchor="lt", **style)
+    dr.text((W - pad, pad), lab["depth"], anchor="rt", **style)
+    return np.asarray(im)

@@ -1,0 +1,114 @@
+"""The zoom path: which view each frame shows, computed in exact decimals.
+
+Between two keyframes log(span) is linear in time, and the centre moves so
+that the motion on screen is a pure zoom about the point both views share:
+c* = (c2 - r c1) / (1 - r), r = span2 / span1, c(t) = c* + (c1 - c*) span(t) / span1.
+When r = 1 the centre moves linearly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+import numpy as np
+
+from .errors import UserError
+from .model import Model
+from .scene import Scene
+
+PREC = 60  # significant digits for every path computation
+KEY_DIGITS = 40  # digits that identify a view (cache keys)
+
+
+@dataclass(frozen=True)
+class View:
+    center: tuple[Decimal, Decimal]
+    span: Decimal  # width along x, in plane units
+    size: tuple[int, int]  # (W, H)
+
+    @property
+    def spacing(self) -> Decimal:
+        with localcontext(prec=PREC):
+            return self.span / self.size[0]
+
+    def key_fields(self) -> dict:
+        f = lambda d: f"{d:.{KEY_DIGITS}e}"  # noqa: E731
+        return {"center": [f(self.center[0]), f(self.center[1])], "span": f(self.span), "size": list(self.size)}
+
+    def describe(self) -> str:
+        return f"centre ({self.center[0]:.15g}, {self.center[1]:.15g}) span {float(self.span):.4g}"
+
+
+def frame_count(scene: Scene, fps: int | None = None) -> int:
+    fps = fps or scene.video.fps
+    return int((scene.duration * fps).to_integral_value()) + 1
+
+
+def frame_time(k: int, fps: int) -> Decimal:
+    with localcontext(prec=PREC):
+        return Decimal(k) / Decimal(fps)
+
+
+def view_at(scene: Scene, t: Decimal, size: tuple[int, int] | None = None) -> View:
+    size = tuple(size or scene.video.size)
+    kfs = scene.keyframes
+    if t < 0 or t > kfs[-1].time:
+        raise UserError(
+            f"time {t} is outside the path",
+            f"{scene.path.name}:keyframe",
+            f"use a time from 0 to {kfs[-1].time}",
+        )
+    with localcontext(prec=PREC):
+        if len(kfs) == 1:
+            k = kfs[0]
+            return View(center=(+k.center[0], +k.center[1]), span=+k.span, size=size)
+        i = 0
+        while i < len(kfs) - 2 and t > kfs[i + 1].time:
+            i += 1
+        a, b = kfs[i], kfs[i + 1]
+        u = (t - a.time) / (b.time - a.time)
+        r = b.span / a.span
+        if u == 0:
+            span = +a.span
+        elif u == 1:
+            span = +b.span
+        else:
+            span = a.span * (r**u)
+        if r == 1:
+            center = tuple(ca + (cb - ca) * u for ca, cb in zip(a.center, b.center))
+        elif u == 1:
+            center = (+b.center[0], +b.center[1])
+        else:
+            star = tuple((cb - r * ca) / (1 - r) for ca, cb in zip(a.center, b.center))
+            center = tuple(cs + (ca - cs) * span / a.span for cs, ca in zip(star, a.center))
+    return View(center=center, span=span, size=size)
+
+
+def axis_coords(view: View) -> tuple[list[Decimal], list[Decimal]]:
+    """Plane coordinates of each column (x) and each row (y, row 0 lowest)."""
+    W, H = view.size
+    with localcontext(prec=PREC):
+        s = view.span / W
+        xs = [view.center[0] + (j + Decimal("0.5") - Decimal(W) / 2) * s for j in range(W)]
+        ys = [view.center[1] + (i + Decimal("0.5") - Decimal(H) / 2) * s for i in range(H)]
+    return xs, ys
+
+
+def to_hyper(model: Model, coords: list[Decimal]) -> np.ndarray:
+    """Hyperparameter per coordinate, correctly rounded to float64.
+
+    Network planes are log10 axes (value = 10**coord); the Mandelbrot plane is
+    linear (value = coord).
+    """
+    with localcontext(prec=PREC):
+        if model.log_axes:
+            vals = [Decimal(10) ** c for c in coords]
+        else:
+            vals = coords
+        return np.array([float(v) for v in vals], dtype=np.float64)
+
+
+def hyper_axes(model: Model, view: View) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = axis_coords(view)
+    return to_hyper(model, xs), to_hyper(model, ys)

@@ -1,0 +1,273 @@
+"""Render: wire the stages together for whole videos (and single frames).
+
+keyframes -> path -> precision -> engine -> cache -> colour -> encode.
+This module holds the plan of a render and walks it; the CLI only shows it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import color, encode, overlay, path, precision
+from .cache import Cache, decision_key, frame_key
+from .precision import Decision
+from .scene import Scene
+
+BLEND_SECONDS = 0.5  # colour reference is blended over +/- this much time
+
+
+def draft_size(size: tuple[int, int]) -> tuple[int, int]:
+    """A quarter per axis, rounded to even, at least 16 px."""
+    return tuple(max(16, 2 * round(s / 8)) for s in size)
+
+
+@dataclass
+class Plan:
+    scene: Scene
+    size: tuple[int, int]
+    draft: bool
+    out_dir: Path
+    fps: int
+    n_frames: int
+    mode: str
+    _views: dict = field(default_factory=dict)
+
+    @property
+    def video_path(self) -> Path:
+        stem = self.scene.stem
+        return self.out_dir / stem / (f"{stem}-draft.mp4" if self.draft else f"{stem}.mp4")
+
+    @property
+    def cache(self) -> Cache:
+        return Cache(self.out_dir / self.scene.stem / "cache")
+
+    def view(self, k: int) -> path.View:
+        if k not in self._views:
+            self._views[k] = path.view_at(self.scene, path.frame_time(k, self.fps), self.size)
+        return self._views[k]
+
+    @property
+    def pixel_steps_per_frame(self) -> int:
+        return self.size[0] * self.size[1] * self.scene.model.steps
+
+
+def make_plan(scene: Scene, draft: bool = False, out: Path | None = None) -> Plan:
+    size = draft_size(scene.video.size) if draft else tuple(scene.video.size)
+    return Plan(
+        scene=scene,
+        size=size,
+        draft=draft,
+        out_dir=Path(out) if out else Path("outputs"),
+        fps=scene.video.fps,
+        n_frames=path.frame_count(scene),
+        mode=scene.video.precision,
+    )
+
+
+# --------------------------------------------------------------------------
+# One frame
+
+
+@dataclass
+class FrameResult:
+    raw: np.ndarray  # (H, W) float64, row 0 = lowest y
+    decision: Decision
+    seconds: float  # training time, probe included
+    view: path.View
+
+
+def compute_frame(scene: Scene, view: path.View, mode: str, decision: Decision | None = None,
+                  on_progress: Callable[[int], None] | None = None) -> FrameResult:
+    """Decide the precision (unless given) and train every pixel of one view."""
+    from . import engine
+
+    t0 = time.perf_counter()
+    where = f"{scene.path.name}:keyframe"
+    if decision is None:
+        decision = precision.decide(scene.model, view, mode, where)
+    hx, hy = path.hyper_axes(scene.model, view)
+    HX, HY = np.meshgrid(hx, hy)
+    raw = engine.train(scene.model, HX.ravel(), HY.ravel(), decision.dtype, on_progress=on_progress)
+    W, H = view.size
+    return FrameResult(raw.reshape(H, W), decision, time.perf_counter() - t0, view)
+
+
+def frame_summary(t: Decimal, res: FrameResult, steps: int) -> str:
+    W, H = res.view.size
+    rate = W * H * steps / max(res.seconds, 1e-9)
+    d = res.decision
+    return (
+        f"t={t}s {res.view.describe()} size {W}x{H} {d.dtype} resolved {d.resolved:.1%} "
+        f"{res.seconds:.2f} s {rate:.3g} pixel-steps/s"
+    )
+
+
+# --------------------------------------------------------------------------
+# Whole videos
+
+
+@dataclass
+class FrameState:
+    k: int
+    view: path.View
+    decision: Decision | None
+    key: str | None  # frame cache key, known once the dtype is known
+    meta: dict | None  # cached record, if the frame is cached
+
+
+def lookup(plan: Plan, cache: Cache, k: int) -> FrameState:
+    """What the cache knows about frame k, without training anything."""
+    view = plan.view(k)
+    vf = view.key_fields()
+    d = cache.get_decision(decision_key(plan.scene.model, vf, plan.mode))
+    decision = Decision.from_json(d) if d else None
+    if decision is None:
+        return FrameState(k, view, None, None, None)
+    key = frame_key(plan.scene.model, vf, decision.dtype)
+    return FrameState(k, view, decision, key, cache.meta(key) if cache.has_frame(key) else None)
+
+
+class Reporter:
+    """Hooks the CLI implements to show progress; all optional."""
+
+    def start(self, total: int, cached: int) -> None: ...
+    def frame_start(self, k: int, decision: Decision) -> None: ...
+    def pixel_steps(self, n: int) -> None: ...
+    def frame_done(self, k: int, reused: bool, warning: str | None) -> None: ...
+    def encoding(self, total: int) -> None: ...
+    def encoded(self, k: int) -> None: ...
+
+
+@dataclass
+class RenderResult:
+    rendered: int
+    reused: int
+    video: Path
+    seconds: float
+    engine_seconds: float
+    encode_seconds: float
+
+
+def ensure_frame(plan: Plan, cache: Cache, k: int, force: bool, rep: Reporter) -> tuple[np.ndarray, dict, bool]:
+    """The raw measure of frame k, from the cache or trained now. Returns (raw, meta, trained)."""
+    scene = plan.scene
+    view = plan.view(k)
+    vf = view.key_fields()
+    dkey = decision_key(scene.model, vf, plan.mode)
+    d = None if force else cache.get_decision(dkey)
+    if d is None:
+        decision = precision.decide(scene.model, view, plan.mode, f"{scene.path.name}:keyframe")
+        cache.put_decision(dkey, decision.to_json())
+    else:
+        decision = Decision.from_json(d)
+    key = frame_key(scene.model, vf, decision.dtype)
+    shape = (plan.size[1], plan.size[0])
+    if not force:
+        got = cache.get_frame(key, shape)
+        if got is not None:
+            return got[0], got[1], False
+    rep.frame_start(k, decision)
+    res = compute_frame(scene, view, plan.mode, decision, on_progress=rep.pixel_steps)
+    meta = {
+        "time": str(path.frame_time(k, plan.fps)),
+        "view": vf,
+        "dtype": decision.dtype,
+        "resolved": decision.resolved,
+        "decision": decision.to_json(),
+        "seconds": res.seconds,
+        "pixel_steps": plan.pixel_steps_per_frame,
+        "summary": color.summary(res.raw),
+    }
+    cache.put_frame(key, res.raw, meta)
+    return res.raw, meta, True
+
+
+def render(plan: Plan, force: bool = False, rep: Reporter | None = None) -> RenderResult:
+    rep = rep or Reporter()
+    cache = plan.cache
+    cache.prepare()
+    t0 = time.perf_counter()
+    states = [lookup(plan, cache, k) for k in range(plan.n_frames)]
+    cached = 0 if force else sum(s.meta is not None for s in states)
+    rep.start(plan.n_frames, cached)
+    summaries, keys = [], []
+    rendered = reused = 0
+    engine_s = 0.0
+    for k in range(plan.n_frames):
+        t1 = time.perf_counter()
+        _, meta, trained = ensure_frame(plan, cache, k, force, rep)
+        if trained:
+            rendered += 1
+            engine_s += time.perf_counter() - t1
+        else:
+            reused += 1
+        summaries.append(meta["summary"])
+        keys.append(frame_key(plan.scene.model, plan.view(k).key_fields(), meta["dtype"]))
+        rep.frame_done(k, not trained, meta.get("decision", {}).get("warning"))
+    t2 = time.perf_counter()
+    rep.encoding(plan.n_frames)
+    encode.write_mp4(plan.video_path, _rgb_frames(plan, cache, keys, summaries, rep), plan.size, plan.fps, plan.scene.video.quality)
+    t3 = time.perf_counter()
+    return RenderResult(rendered, reused, plan.video_path, t3 - t0, engine_s, t3 - t2)
+
+
+def _rgb_frames(plan: Plan, cache: Cache, keys: list[str], summaries: list[dict], rep: Reporter) -> Iterator[np.ndarray]:
+    radius = max(0, int(round(BLEND_SECONDS * plan.fps)))
+    shape = (plan.size[1], plan.size[0])
+    first_span = plan.scene.keyframes[0].span
+    for k, key in enumerate(keys):
+        got = cache.get_frame(key, shape)
+        if got is None:  # vanished or corrupted since the training pass: retrain it
+            got = ensure_frame(plan, cache, k, True, Reporter())[:2]
+        ks, ws = color.window_weights(k, len(keys), radius)
+        ref = color.blend([summaries[j] for j in ks], ws)
+        img = color.colorize(got[0], ref, plan.scene.video.palette)
+        if plan.scene.video.overlay:
+            img = overlay.draw(img, plan.scene.model, plan.view(k), first_span)
+        yield img
+        rep.encoded(k)
+
+
+def info(plan: Plan) -> dict:
+    """The plan and what the cache holds, without training anything."""
+    cache = plan.cache
+    counts = {"float32": 0, "float64": 0}
+    cached, seconds, steps_done = 0, 0.0, 0
+    for k in range(plan.n_frames):
+        st = lookup(plan, cache, k)
+        if st.meta is not None:
+            cached += 1
+            counts[st.meta["dtype"]] = counts.get(st.meta["dtype"], 0) + 1
+            seconds += float(st.meta.get("seconds", 0.0))
+            steps_done += int(st.meta.get("pixel_steps", 0))
+    total_steps = plan.n_frames * plan.pixel_steps_per_frame
+    rate = steps_done / seconds if seconds > 0 else None
+    remaining = total_steps - cached * plan.pixel_steps_per_frame
+    first, last = plan.view(0), plan.view(plan.n_frames - 1)
+    return {
+        "file": str(plan.scene.path),
+        "video": str(plan.video_path),
+        "video_exists": plan.video_path.exists(),
+        "draft": plan.draft,
+        "frames": plan.n_frames,
+        "cached": cached,
+        "duration": float(plan.scene.duration),
+        "fps": plan.fps,
+        "size": list(plan.size),
+        "steps": plan.scene.model.steps,
+        "precision_mode": plan.mode,
+        "precision": counts,
+        "pixel_steps": total_steps,
+        "pixel_steps_remaining": remaining,
+        "measured_pixel_steps_per_s": rate,
+        "estimated_seconds_remaining": (remaining / rate) if rate else None,
+        "span_first": float(first.span),
+        "span_last": float(last.span),
+        "decades": float((first.span / last.span).log10()) if last.span != first.span else 0.0,
+    }
