@@ -1,0 +1,46 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+TANH_TOML = """
+[model]
+steps = {steps}
+{model_extra}
+
+[video]
+size = [{w}, {h}]
+fps = {fps}
+{video_extra}
+
+{keyframes}
+"""
+
+ZOOM = """
+[[keyframe]]
+time = 0.0
+center = [1.5, 1.5]
+span = 9.0
+
+[[keyframe]]
+time = {t1}
+center = ["2.5", "2.1298"]
+span = {span1}
+"""
+
+
+@pytest.fixture
+def write_scene(tmp_path):
+    def make(name="s", steps=30, w=16, h=16, fps=4, t1="1.0", span1="1.0", model_extra="", video_extra="", keyframes=None):
+        text = TANH_TOML.format(
+            steps=steps, w=w, h=h, fps=fps, model_extra=model_extra, video_extra=video_extra,
+            keyframes=keyframes if keyframes is not None else ZOOM.format(t1=t1, span1=span1),
+        )
+        p = tmp_path / f"{name}.toml"
+        p.write_text(text)
+        return p
+
+    return make

@@ -1,0 +1,75 @@
+"""Measured precision, and `zoomreel frame` end to end."""
+
+import subprocess
+import sys
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from zoomreel import path, precision
+from zoomreel.errors import UserError
+from zoomreel.model import Model
+
+BOUNDARY = (Decimal("2.5"), Decimal("2.1298"))
+
+
+def test_auto_picks_float32_on_a_shallow_view():
+    view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (32, 32))
+    d = precision.decide(Model(steps=60), view)
+    assert d.dtype == "float32" and d.resolved >= precision.F32_MIN_AGREEMENT
+
+
+def test_auto_picks_float64_on_a_deep_view():
+    # the boundary point is the paper's for 100 steps
+    view = path.View(BOUNDARY, Decimal("1e-4"), (32, 32))
+    d = precision.decide(Model(steps=100), view)
+    assert d.dtype == "float64"
+    assert d.f32_agreement is None or d.f32_agreement < precision.F32_MIN_AGREEMENT
+    assert 0.5 <= d.resolved <= 1.0
+
+
+def test_past_float64_is_an_error_naming_the_deepest_span():
+    model = Model(steps=20)
+    view = path.View(BOUNDARY, Decimal("1e-16"), (32, 32))
+    with pytest.raises(UserError) as e:
+        precision.decide(model, view)
+    assert "deepest span" in e.value.line()
+    deep = precision.deepest_span(model, view)
+    assert 1e-16 < deep < 1e-13
+    # and the span it names really works
+    ok = path.View(BOUNDARY, Decimal(repr(deep)), (32, 32))
+    hx, hy = path.hyper_axes(model, ok)
+    precision.check_representable(model, ok, hx, hy, "x")
+
+
+def test_forced_precision_is_honoured():
+    view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (16, 16))
+    assert precision.decide(Model(steps=30), view, "float64").dtype == "float64"
+    deep = path.View(BOUNDARY, Decimal("1e-9"), (16, 16))
+    with pytest.raises(UserError):  # float32 cannot separate these pixels
+        precision.decide(Model(steps=30), deep, "float32")
+
+
+def test_frame_command_writes_png_npy_and_summary(tmp_path, write_scene):
+    p = write_scene(steps=40, w=32, h=24)
+    png, npy = tmp_path / "f.png", tmp_path / "f.npy"
+    r = subprocess.run(
+        [sys.executable, "-m", "zoomreel", "frame", str(p), "--time", "0", "--size", "24x16", "--png", str(png), "--npy", str(npy)],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip()
+    assert "float32" in line or "float64" in line
+    assert "resolved" in line and "pixel-steps/s" in line and "24x16" in line
+    raw = np.load(npy)
+    assert raw.shape == (16, 24) and raw.dtype == np.float64
+    # row 0 is the lowest output learning rate: converged; the top row diverged
+    assert (raw[0] < 0).mean() > 0.9 and (raw[-1] > 0).mean() > 0.9
+    from PIL import Image
+
+    img = np.asarray(Image.open(png))
+    assert img.shape == (16, 24, 3)
+    # drawn as a plot: converged (cool, blue > red) at the bottom, diverged (warm) at the top
+    assert img[-1, :, 2].mean() > img[-1, :, 0].mean()
+    assert img[0, :, 0].mean() > img[0, :, 2].mean()

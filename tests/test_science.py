@@ -1,0 +1,114 @@
+"""The engine against the independent NumPy reference (tests/reference.py)."""
+
+import numpy as np
+import pytest
+
+import reference as ref
+from zoomreel import engine
+from zoomreel.model import Model
+
+CONDITIONS = {
+    "tanh": Model(nonlinearity="tanh", steps=40),
+    "relu": Model(nonlinearity="relu", steps=40),
+    "identity": Model(nonlinearity="identity", steps=40),
+    "minibatch": Model(nonlinearity="tanh", batch=16, steps=40),
+    "single": Model(nonlinearity="tanh", dataset="single", steps=40),
+    "init-lr": Model(nonlinearity="tanh", plane="init-lr", steps=40),
+}
+
+
+def grid(model, k=5):
+    # log10 coordinates spanning both phases of each condition
+    if model.plane == "init-lr":
+        xs, ys = np.linspace(-2, 2, k), np.linspace(-2, 1.5, k)
+    else:
+        xs, ys = np.linspace(-1, 4, k), np.linspace(-1, 3.5, k)
+    return 10.0**xs, 10.0**ys
+
+
+@pytest.mark.parametrize("name", list(CONDITIONS))
+def test_engine_matches_numpy_reference(name):
+    model = CONDITIONS[name]
+    hx, hy = grid(model)
+    HX, HY = np.meshgrid(hx, hy)
+    got = engine.train(model, HX.ravel(), HY.ravel(), "float64").reshape(HY.shape)
+    want = ref.frame(model, engine.draws(model), hx, hy)
+    # both phases must be present, or the comparison proves little
+    assert (want < 0).any() and (want > 0).any(), name
+    assert np.mean(np.sign(got) == np.sign(want)) >= 0.96, name
+    # away from chaotic pixels the values agree to rounding
+    rel = np.abs(got - want) / np.abs(want)
+    assert np.median(rel) < 1e-9, (name, np.median(rel))
+
+
+def test_gradient_matches_autodiff():
+    """The hand-written backward pass equals jax.grad of the paper's loss."""
+    import jax
+    import jax.numpy as jnp
+
+    model = Model(steps=20)
+    d = engine.draws(model)
+    n = model.width
+
+    def loss(w0, w1):
+        z = d.x @ w0 / jnp.sqrt(n)
+        h = jnp.tanh(jnp.sqrt(2.0) * z)
+        out = (h @ w1 / jnp.sqrt(n)) / jnp.sqrt(n)
+        return jnp.mean((out - d.y) ** 2)
+
+    w0, w1 = jnp.asarray(d.w0), jnp.asarray(d.w1)
+    lr0, lr1 = 0.7, 0.3
+    losses = []
+    for _ in range(20):
+        l, (g0, g1) = jax.value_and_grad(loss, argnums=(0, 1))(w0, w1)
+        losses.append(float(l))
+        w0, w1 = w0 - lr0 * g0, w1 - lr1 * g1
+    got = engine.train(model, np.array([lr0]), np.array([lr1]), "float64")
+    np.testing.assert_allclose(got[0], ref.measure(losses), rtol=1e-12)
+
+
+def test_reference_draws_are_pinned():
+    """Seed 0 gives the reference's first numbers (JAX threefry, 64-bit draws)."""
+    d = engine.draws(Model())
+    assert d.w0.shape == (16, 16) and d.w1.shape == (16, 1)
+    assert d.x.shape == (272, 16) and d.y.shape == (272, 1)
+    np.testing.assert_allclose(d.w0[0, :3], [-0.04697555, -1.50764285, 0.78984226], atol=1e-8)
+    assert Model(nonlinearity="identity").n_points == 16
+    assert Model(dataset="single").n_points == 1
+
+
+def test_standard_view_phases():
+    """Paper: at the standard view, low output lr converges and high output lr diverges."""
+    model = Model(steps=60)
+    hx = 10.0 ** np.array([0.0, 2.0, 4.0])
+    lo = engine.train(model, hx, np.full(3, 10.0**-2), "float64")
+    hi = engine.train(model, hx, np.full(3, 10.0**5), "float64")
+    assert (lo < 0).all() and (hi > 0).all()
+
+
+def test_early_exit_changes_no_value():
+    model = Model(steps=60)
+    hx = 10.0 ** np.linspace(-1, 5, 40)
+    hy = 10.0 ** np.linspace(1, 4, 40)
+    a = engine.train(model, hx, hy, "float32", early_exit=True)
+    b = engine.train(model, hx, hy, "float32", early_exit=False)
+    assert (a > 0).sum() > 5  # some diverged pixels were retired early
+    assert np.array_equal(a, b)
+
+
+def test_same_input_same_bits():
+    model = Model(steps=30)
+    hx = 10.0 ** np.linspace(0, 4, 50)
+    a = engine.train(model, hx, hx[::-1].copy(), "float64")
+    b = engine.train(model, hx, hx[::-1].copy(), "float64")
+    assert np.array_equal(a, b)
+
+
+def test_measure_matches_reference_measure():
+    rng = np.random.default_rng(1)
+    L = np.abs(rng.normal(size=(50, 30))) * np.exp(rng.normal(size=(50, 1)) * 3)
+    L[10:, 3] = np.inf
+    L[30:, 4] = np.nan
+    got = engine.network_measure(L)
+    want = [ref.measure(L[:, i]) for i in range(L.shape[1])]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
