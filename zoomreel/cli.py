@@ -207,3 +207,38 @@ def info_cmd(
 
 def main():
     app()
+
+
+@app.command()
+def locate(
+    file: Path = typer.Argument(..., help="keyframe file (.toml): its model, and its first keyframe as the start"),
+    depth: str = typer.Option("1e-6", "--depth", help="stop once the span is this small"),
+    factor: int = typer.Option(10, "--factor", help="zoom factor per level"),
+    size: int = typer.Option(48, "--size", help="grid per level (pixels per side)"),
+):
+    """Find a point on the boundary to zoom into, by zooming with the engine itself."""
+
+    def go():
+        from . import locate as loc
+
+        s = _scene(file, None, None)
+        try:
+            d = Decimal(depth)
+            if not d.is_finite() or d <= 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            raise UserError(f"bad depth {depth!r}", "--depth", "give a positive span, e.g. 1e-6") from None
+        if factor < 2 or not 16 <= size <= 512:
+            raise UserError("factor or size out of range", "--factor/--size", "use a factor >= 2 and a size of 16 to 512")
+        k = s.keyframes[0]
+        from .path import View
+
+        def show(lv):
+            print(f"span {float(lv.view.span):.3g}  converged {lv.converged:.0%}  {lv.dtype}  centre ({lv.view.center[0]:.25f}, {lv.view.center[1]:.25f})", flush=True)
+
+        levels = loc.locate(s.model, View(k.center, k.span, (size, size)), d, factor, size, show)
+        last = levels[-1].view
+        digits = max(6, -int(last.span.adjusted()) + 4)
+        print(f'center = ["{last.center[0]:.{digits}f}", "{last.center[1]:.{digits}f}"]')
+
+    _run(go)

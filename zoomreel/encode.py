@@ -10,6 +10,7 @@ written to a temporary file and renamed into place only when complete.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -43,6 +44,9 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], f
         raise UserError("cannot write here", str(path.parent), "choose a writable folder with --out")
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
     W, H = even_size(size)
+    # imageio-ffmpeg starts ffmpeg with fork+exec; JAX warns about any fork,
+    # but nothing runs in the child before exec.
+    warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
     writer = imageio_ffmpeg.write_frames(
         str(tmp),
         (W, H),

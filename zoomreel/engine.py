@@ -156,40 +156,41 @@ def _build_network_segment(model: Model, dtype, B: int, seg: int) -> Callable:
     points = model.n_points
     inv_sqrt_n = 1.0 / math.sqrt(n)
 
-    def step(xs, y, lr0c, lr1, carry, idx_t):
-        w0t, w1 = carry  # (n, B*n), (B, n)
-        z = xs @ w0t  # (P, B*n)
+    def step(xt, y, lr0c, lr1, carry, idx_t):
+        # "pixel-rows" layout: every array is (pixel*unit, point), points minor
+        w0r, w1 = carry  # (B*n, n) rows = W0_b[:, j], (B, n)
+        z = w0r @ xt  # (B*n, P)
         h, dphi = _phi(nl, z)
-        h3 = h.reshape(h.shape[0], B, n)
-        out = jnp.einsum("pbj,bj->pb", h3, w1) * (1.0 / n)
-        r = out - y  # (P, B)
-        loss = jnp.mean(r * r, axis=0)
+        h3 = h.reshape(B, n, h.shape[1])
+        out = jnp.einsum("bjp,bj->bp", h3, w1) * (1.0 / n)
+        r = out - y  # (B, P)
+        loss = jnp.mean(r * r, axis=1)
         if mb is None:
-            xg, hg, dg, rg, rows = xs, h3, dphi, r, points
+            xg, hg, dg, rg, rows = xt, h3, dphi, r, points
         else:
-            xg = xs[idx_t]
-            hg = h3[idx_t]
-            dg = dphi[idx_t]
-            rg = r[idx_t]
+            xg = xt[:, idx_t]
+            hg = h3[:, :, idx_t]
+            dg = dphi.reshape(B, n, -1)[:, :, idx_t].reshape(B * n, mb)
+            rg = r[:, idx_t]
             rows = mb
-        g = rg * (2.0 / rows)  # (R, B)
-        dw1 = jnp.einsum("pbj,pb->bj", hg, g) * (1.0 / n)
-        dz = (g[:, :, None] * w1[None, :, :] * (1.0 / n)).reshape(rows, B * n) * dg
-        dw0t = xg.T @ dz
-        return (w0t - lr0c[None, :] * dw0t, w1 - lr1[:, None] * dw1), loss
+        g = rg * (2.0 / rows)  # (B, R)
+        dw1 = jnp.einsum("bjp,bp->bj", hg, g) * (1.0 / n)
+        dz = (g[:, None, :] * w1[:, :, None] * (1.0 / n)).reshape(B * n, rows) * dg
+        dw0r = dz @ xg.T  # (B*n, n)
+        return (w0r - lr0c[:, None] * dw0r, w1 - lr1[:, None] * dw1), loss
 
     def segment(w0, w1, a, b, x, y, idx):
         # w0 (B, n, n), w1 (B, n), a/b (B,), x (P, n), y (P, 1), idx (seg, batch)
-        xs = x * jnp.asarray(inv_sqrt_n, dtype)
+        xt = (x * jnp.asarray(inv_sqrt_n, dtype)).T  # (n, P)
         if model.plane == "lr-lr":
             lr0, lr1 = a, b
         else:
             lr0, lr1 = b, b
         lr0c = jnp.repeat(lr0, n)
-        w0t = jnp.transpose(w0, (1, 0, 2)).reshape(n, B * n)
-        body = functools.partial(step, xs, y, lr0c, lr1)
-        (w0t, w1), losses = lax.scan(body, (w0t, w1), idx, length=seg)
-        w0 = jnp.transpose(w0t.reshape(n, B, n), (1, 0, 2))
+        w0r = jnp.transpose(w0, (0, 2, 1)).reshape(B * n, n)
+        body = functools.partial(step, xt, y[:, 0][None, :], lr0c, lr1)
+        (w0r, w1), losses = lax.scan(body, (w0r, w1), idx, length=seg)
+        w0 = jnp.transpose(w0r.reshape(B, n, n), (0, 2, 1))
         dead = jnp.isnan(w0).any(axis=(1, 2)) | jnp.isnan(w1).any(axis=1)
         return w0, w1, losses, dead
 
@@ -237,7 +238,7 @@ def default_chunk() -> int:
     if env:
         return max(1, int(env))
     platform = jax.devices()[0].platform
-    return 64 if platform == "cpu" else 16384
+    return 128 if platform == "cpu" else 16384
 
 
 def device_name() -> str:
@@ -287,8 +288,8 @@ def train(
     B0 = chunk or default_chunk()
     out = np.empty(hx.shape[0], dtype=np.float64)
     dr = draws(model) if model.kind == "network" else None
-    x = None if dr is None else jnp.asarray(dr.x.astype(dt))
-    y = None if dr is None else jnp.asarray(dr.y.astype(dt))
+    x = None if dr is None else dr.x.astype(dt)
+    y = None if dr is None else dr.y.astype(dt)
     T = model.steps
     for g0 in range(0, hx.shape[0], group):
         ga = hx[g0 : g0 + group]
@@ -305,6 +306,8 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress):
     a_all = ga.astype(dt)
     b_all = gb.astype(dt)
     record = np.full((T, g), np.nan, dtype=np.float64)
+    devices = jax.local_devices()
+    consts = {d: (None if x is None else jax.device_put(x, d), None if y is None else jax.device_put(y, d)) for d in devices}
     alive = np.arange(g)
     t = 0
     dtype_name = np.dtype(dt).name
@@ -312,17 +315,23 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress):
         seg = min(SEGMENT_STEPS, T - t)
         idx = None
         if dr is not None and dr.idx is not None:
-            idx = jnp.asarray(dr.idx[t : t + seg])
+            idx = dr.idx[t : t + seg]
         B = min(B0, max(8, 1 << (int(alive.size) - 1).bit_length()))
         fn = _segment_fn(model, dtype_name, B, seg, 0)
         dead_all = np.zeros(alive.size, dtype=bool)
-        for c0 in range(0, alive.size, B):
+        # Dispatch every chunk first (JAX runs them asynchronously, spread over
+        # the devices), then collect.
+        pending = []
+        for n_chunk, c0 in enumerate(range(0, alive.size, B)):
             ids = alive[c0 : c0 + B]
             m = ids.size
             if m < B:  # pad with copies of the first pixel; results dropped
                 ids = np.concatenate([ids, np.full(B - m, ids[0])])
-            args = [s[ids] for s in state] + [a_all[ids], b_all[ids], x, y, idx]
-            res = fn(*args)
+            dev = devices[n_chunk % len(devices)]
+            args = [s[ids] for s in state] + [a_all[ids], b_all[ids]]
+            args = [jax.device_put(v, dev) for v in args] + [consts[dev][0], consts[dev][1], idx if idx is None else jax.device_put(idx, dev)]
+            pending.append((c0, ids, m, fn(*args)))
+        for c0, ids, m, res in pending:
             res = [np.asarray(r) for r in res]
             for s, r in zip(state, res[:-2]):
                 s[ids[:m]] = r[:m]

@@ -68,16 +68,25 @@ def draw(img: np.ndarray, model: Model, view: View, first_span: Decimal) -> np.n
 
     H, W = img.shape[:2]
     lab = labels(model, view, first_span)
-    size = max(8, min(W, H) // 28)
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
+
+    def font_of(size):
+        try:
+            return ImageFont.load_default(size=size)
+        except TypeError:  # Pillow < 10.1: one small bitmap font
+            return ImageFont.load_default()
+
     im = Image.fromarray(img)
     dr = ImageDraw.Draw(im)
+    size = max(9, min(W, H) // 24)
+    widest = max(dr.textlength(t, font=font_of(size)) for t in lab.values())
+    if widest > 0.96 * W:  # shrink to fit the frame's width
+        size = int(size * 0.96 * W / widest)
+    if size < 7:  # too small to read: leave the frame clean
+        return img
+    font = font_of(size)
     pad = max(2, size // 3)
     style = dict(font=font, fill=(255, 255, 255), stroke_width=max(1, size // 8), stroke_fill=(0, 0, 0))
     dr.text((pad, H - pad), lab["x"], anchor="lb", **style)
     dr.text((pad, pad), lab["y"], anchor="lt", **style)
-    dr.text((W - pad, pad), lab["depth"], anchor="rt", **style)
+    dr.text((W - pad, pad + size + pad), lab["depth"], anchor="rt", **style)
     return np.asarray(im)

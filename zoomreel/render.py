@@ -85,17 +85,22 @@ class FrameResult:
 def compute_frame(scene: Scene, view: path.View, mode: str, decision: Decision | None = None,
                   on_progress: Callable[[int], None] | None = None) -> FrameResult:
     """Decide the precision (unless given) and train every pixel of one view."""
-    from . import engine
-
     t0 = time.perf_counter()
     where = f"{scene.path.name}:keyframe"
     if decision is None:
         decision = precision.decide(scene.model, view, mode, where)
-    hx, hy = path.hyper_axes(scene.model, view)
+    raw = train_view(scene.model, view, decision.dtype, on_progress)
+    return FrameResult(raw, decision, time.perf_counter() - t0, view)
+
+
+def train_view(model, view: path.View, dtype: str, on_progress=None) -> np.ndarray:
+    """Every pixel of a view, trained in ``dtype``: (H, W) float64, row 0 = lowest y."""
+    from . import engine
+
+    hx, hy = path.hyper_axes(model, view)
     HX, HY = np.meshgrid(hx, hy)
-    raw = engine.train(scene.model, HX.ravel(), HY.ravel(), decision.dtype, on_progress=on_progress)
-    W, H = view.size
-    return FrameResult(raw.reshape(H, W), decision, time.perf_counter() - t0, view)
+    raw = engine.train(model, HX.ravel(), HY.ravel(), dtype, on_progress=on_progress)
+    return raw.reshape(view.size[1], view.size[0])
 
 
 def frame_summary(t: Decimal, res: FrameResult, steps: int) -> str:

@@ -1,0 +1,122 @@
+"""zoomreel's engine against the straightforward JAX formulation, same grid, same process.
+
+The baseline is what a direct port of the reference does: jax.vmap over pixels
+of one network's value_and_grad step, all pixels in one batch, the steps under
+lax.scan, the loss of every step recorded. It lives only here, as the
+yardstick. Runs alternate (baseline, engine, baseline, engine, ...) and the
+best time of each is kept.
+
+    python benchmarks/bench_engine.py [--size 128] [--steps 200] [--repeats 2]
+
+The last line is `ratio float32 <x> float64 <y>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+from zoomreel import engine, path
+from zoomreel.model import Model
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Peak FLOP/s by device, for the "fraction of peak" column.
+PEAKS = {
+    "cpu": {"float32": 166e9, "float64": 83e9},  # the 2-core CI/dev machine (../shared/paper.md)
+    "NVIDIA H100 80GB HBM3": {"float32": 67e12, "float64": 34e12},  # SXM, non-tensor-core
+    "NVIDIA H200": {"float32": 67e12, "float64": 34e12},
+}
+
+
+def flops_per_pixel_step(model: Model) -> float:
+    n, P = model.width, model.n_points
+    return 4.0 * P * n * n + 12.0 * P * n  # two products + the elementwise work
+
+
+def baseline(model: Model, hx, hy, dtype):
+    d = engine.draws(model)
+    dt = engine.DTYPES[dtype]
+    X, Y = jnp.asarray(d.x.astype(dt)), jnp.asarray(d.y.astype(dt))
+    W0, W1 = jnp.asarray(d.w0.astype(dt)), jnp.asarray(d.w1.astype(dt))
+    n = model.width
+
+    def loss(params):
+        w0, w1 = params
+        h = jnp.tanh(math.sqrt(2.0) * (X @ w0 / math.sqrt(n)))
+        out = (h @ w1 / math.sqrt(n)) / math.sqrt(n)
+        return jnp.mean((out - Y) ** 2)
+
+    def run_pixel(lr0, lr1):
+        def step(params, _):
+            l, (g0, g1) = jax.value_and_grad(loss)(params)
+            return (params[0] - lr0 * g0, params[1] - lr1 * g1), l
+
+        _, ls = lax.scan(step, (W0, W1), None, length=model.steps)
+        return ls
+
+    f = jax.jit(jax.vmap(run_pixel))
+    losses = f(jnp.asarray(hx.astype(dt)), jnp.asarray(hy.astype(dt)))
+    return engine.network_measure(np.asarray(losses).T)
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--dtypes", default="float32,float64")
+    a = ap.parse_args()
+    from decimal import Decimal
+
+    model = Model(steps=a.steps)
+    view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (a.size, a.size))
+    hxa, hya = path.hyper_axes(model, view)
+    HX, HY = np.meshgrid(hxa, hya)
+    hx, hy = HX.ravel(), HY.ravel()
+    work = hx.size * model.steps
+    dev = jax.devices()[0]
+    kind = getattr(dev, "device_kind", dev.platform)
+    peaks = PEAKS.get(kind, PEAKS["cpu"] if dev.platform == "cpu" else None)
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()} ({kind}); jax {jax.__version__}")
+    print(f"grid {a.size}x{a.size}, {a.steps} steps, standard view; chunk {engine.default_chunk()}; flops/pixel-step {flops_per_pixel_step(model):.3g}")
+    ratios = {}
+    for dtype in a.dtypes.split(","):
+        # warm up: compile both
+        small = slice(0, min(hx.size, 64))
+        baseline(model, hx[small], hy[small], dtype)
+        engine.train(model, hx[small], hy[small], dtype)
+        tb, te = [], []
+        for _ in range(a.repeats):
+            t, vb = timed(lambda: baseline(model, hx, hy, dtype))
+            tb.append(t)
+            t, ve = timed(lambda: engine.train(model, hx, hy, dtype))
+            te.append(t)
+        b, e = min(tb), min(te)
+        rb, re_ = work / b, work / e
+        fl = flops_per_pixel_step(model)
+        agree = float(np.mean((vb < 0) == (ve < 0)))
+        line = f"{dtype}: baseline {rb:.3g} px-steps/s ({rb * fl / 1e9:.1f} GFLOP/s), zoomreel {re_:.3g} px-steps/s ({re_ * fl / 1e9:.1f} GFLOP/s"
+        if peaks:
+            line += f", {re_ * fl / peaks[dtype]:.0%} of peak {peaks[dtype] / 1e9:.0f}"
+        line += f"), ratio {b / e:.2f}, class agreement {agree:.2%}, seconds baseline {b:.2f} zoomreel {e:.2f}"
+        print(line, flush=True)
+        ratios[dtype] = b / e
+    print("ratio " + " ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()

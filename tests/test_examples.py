@@ -1,0 +1,37 @@
+"""The shipped keyframe files: valid, deep, and ending on the boundary."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoomreel import path, precision, render, scene
+
+KEYFRAMES = Path(__file__).parent.parent / "keyframes"
+CONDITIONS = ["tanh", "relu", "identity", "minibatch", "single", "init-lr"]
+
+
+def test_every_example_parses():
+    files = sorted(KEYFRAMES.glob("*.toml"))
+    assert {f.stem for f in files} >= set(CONDITIONS) | {"quick"}
+    for f in files:
+        scene.load(f)
+
+
+@pytest.mark.parametrize("name", CONDITIONS)
+def test_condition_zooms_six_decades_onto_the_boundary(name):
+    s = scene.load(KEYFRAMES / f"{name}.toml")
+    first, last = s.keyframes[0], s.keyframes[-1]
+    assert (first.span / last.span).log10() >= 6
+    view = path.view_at(s, s.duration, (48, 27))
+    d = precision.decide(s.model, view)
+    raw = render.train_view(s.model, view, d.dtype)
+    conv = float(np.mean(raw < 0))
+    assert 0.10 <= conv <= 0.90, (name, conv)
+
+
+def test_quick_demo_is_small():
+    s = scene.load(KEYFRAMES / "quick.toml")
+    plan = render.make_plan(s, draft=True)
+    assert plan.n_frames * plan.pixel_steps_per_frame < 2e7

@@ -1,0 +1,82 @@
+"""Locate: find a point on the boundary to zoom into, with the tool itself.
+
+Start from a view, train a small grid, and among the boundary pixels (those
+whose 2x2 neighbourhood holds both signs) pick the one whose surroundings are
+closest to half converged, half diverged, nearest the centre on ties. Zoom
+about it by ``factor`` and repeat until the span is small enough. Every level
+is a real frame (same engine, same precision policy), so the point found is
+on the boundary the video will show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+import numpy as np
+
+from . import path, precision
+from .model import Model
+
+
+@dataclass
+class Level:
+    view: path.View
+    converged: float  # fraction of the grid that converged
+    dtype: str
+
+
+def boundary_mask(raw: np.ndarray) -> np.ndarray:
+    """Pixels whose 2x2 neighbourhood (with the pixel at its lower left) holds both signs."""
+    conv = raw < 0
+    a, b, c, d = conv[:-1, :-1], conv[:-1, 1:], conv[1:, :-1], conv[1:, 1:]
+    mixed = (a | b | c | d) & ~(a & b & c & d)
+    out = np.zeros_like(conv)
+    out[:-1, :-1] = mixed
+    return out
+
+
+def pick(raw: np.ndarray, window: int = 5) -> tuple[int, int] | None:
+    """Row, column of the boundary pixel with the most balanced surroundings."""
+    H, W = raw.shape
+    mask = boundary_mask(raw)
+    if not mask.any():
+        return None
+    conv = (raw < 0).astype(np.float64)
+    pad = np.pad(conv, window, mode="edge")
+    c = np.cumsum(np.cumsum(pad, 0), 1)
+    c = np.pad(c, ((1, 0), (1, 0)))
+    k = 2 * window + 1
+    local = (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+    local = local[:H, :W]
+    ii, jj = np.nonzero(mask)
+    balance = np.abs(local[ii, jj] - 0.5)
+    dist = np.hypot(ii - H / 2, jj - W / 2) / max(H, W)
+    best = np.lexsort((dist, np.round(balance, 2)))[0]
+    return int(ii[best]), int(jj[best])
+
+
+def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10, size: int = 48,
+           on_level=None) -> list[Level]:
+    from .render import train_view
+
+    levels = []
+    view = path.View(start.center, start.span, (size, size))
+    while True:
+        d = precision.decide(model, view)
+        raw = train_view(model, view, d.dtype)
+        levels.append(Level(view, float(np.mean(raw < 0)), d.dtype))
+        if on_level:
+            on_level(levels[-1])
+        if view.span <= depth_span:
+            return levels
+        got = pick(raw)
+        if got is None:
+            return levels
+        i, j = got
+        xs, ys = path.axis_coords(view)
+        with localcontext(prec=path.PREC):
+            # centre of the 2x2 cell at (i, j): between pixel centres
+            half = view.spacing / 2
+            center = (xs[j] + half, ys[i] + half)
+            view = path.View(center, max(view.span / factor, depth_span), view.size)
