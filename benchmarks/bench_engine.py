@@ -103,7 +103,8 @@ def main():
         for _ in range(a.repeats):
             t, vb = timed(lambda: baseline(model, hx, hy, dtype))
             tb.append(t)
-            t, ve = timed(lambda: engine.train(model, hx, hy, dtype))
+            st = {}
+            t, ve = timed(lambda: engine.train(model, hx, hy, dtype, stats=st))
             te.append(t)
         b, e = min(tb), min(te)
         rb, re_ = work / b, work / e
@@ -112,6 +113,7 @@ def main():
         line = f"{dtype}: baseline {rb:.3g} px-steps/s ({rb * fl / 1e9:.1f} GFLOP/s), zoomreel {re_:.3g} px-steps/s ({re_ * fl / 1e9:.1f} GFLOP/s"
         if peaks:
             line += f", {re_ * fl / peaks[dtype]:.0%} of peak {peaks[dtype] / 1e9:.0f}"
+        line += f"; trained {st['computed'] / work:.0%} of the pixel-steps, the rest retired exactly by early exit"
         line += f"), ratio {b / e:.2f}, class agreement {agree:.2%}, seconds baseline {b:.2f} zoomreel {e:.2f}"
         print(line, flush=True)
         ratios[dtype] = b / e

@@ -272,6 +272,7 @@ def train(
     early_exit: bool = True,
     group: int = 16384,
     on_progress: Callable[[int], None] | None = None,
+    stats: dict | None = None,
 ) -> np.ndarray:
     """Train one run per pixel and return the float64 measure, shape (N,).
 
@@ -279,6 +280,8 @@ def train(
     should be): for the lr-lr plane (lr0, lr1); for init-lr (offset, lr); for
     the Mandelbrot set (Re c, Im c). ``on_progress(k)`` is called with the
     number of pixel-steps just completed (retired pixels count as done).
+    If ``stats`` is a dict, ``stats["computed"]`` receives the pixel-steps
+    actually trained (padding excluded), which early exit makes smaller.
     """
     hx = np.ascontiguousarray(hx, dtype=np.float64).ravel()
     hy = np.ascontiguousarray(hy, dtype=np.float64).ravel()
@@ -295,12 +298,12 @@ def train(
         ga = hx[g0 : g0 + group]
         gb = hy[g0 : g0 + group]
         out[g0 : g0 + ga.shape[0]] = _train_group(
-            model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress
+            model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, stats
         )
     return out
 
 
-def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress):
+def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, stats):
     g = ga.shape[0]
     state = _initial_state(model, dr, ga, dt)
     a_all = ga.astype(dt)
@@ -337,6 +340,8 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress):
                 s[ids[:m]] = r[:m]
             record[t : t + seg, ids[:m]] = res[-2][:, :m]
             dead_all[c0 : c0 + m] = res[-1][:m]
+        if stats is not None:
+            stats["computed"] = stats.get("computed", 0) + alive.size * seg
         if on_progress is not None:
             retired = int(dead_all.sum()) if early_exit else 0
             on_progress(alive.size * seg + retired * (T - t - seg))
