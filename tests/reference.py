@@ -8,6 +8,8 @@ Only the random draws are shared, because they must be the reference's.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -85,11 +87,16 @@ def frame(model, draws, xs, ys):
 
 
 def mandelbrot(cr, ci, steps, radius=1e3):
-    """Escape test by direct iteration: True where the point escapes."""
+    """Escape time by direct complex iteration, z <- z*z + c from z = 0.
+
+    Returns (escaped, smooth): smooth = n + 1 - log2(log|z_n|) for the first n
+    with |z_n| > radius, where z_n is the value after n iterations; None if
+    the point stays bounded for ``steps`` iterations.
+    """
     z = 0j
     c = complex(cr, ci)
-    for _ in range(steps):
+    for n in range(steps):
         if abs(z) > radius:
-            return True
+            return True, max(n + 1 - math.log2(math.log(abs(z))), 1e-3)
         z = z * z + c
-    return False
+    return False, None

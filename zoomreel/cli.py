@@ -82,15 +82,31 @@ def frame(
     _run(go)
 
 
-def _write(p: Path, writer) -> None:
+def _disk_error(e: OSError, p: Path) -> UserError:
     from .cache import disk_error
 
+    return disk_error(e, p)
+
+
+def _write(p: Path, writer) -> None:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with open(p, "wb") as f:
             writer(f)
     except OSError as e:
-        raise disk_error(e, p) from None
+        raise _disk_error(e, p) from None
+
+
+def _writable(p: Path, option: str) -> None:
+    import os
+
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        ok = os.access(p.parent, os.W_OK) and not p.is_dir()
+    except OSError:
+        ok = False
+    if not ok:
+        raise UserError("cannot write this file", str(p), f"give {option} a file path in a writable folder")
 
 
 class _RichReporter:
@@ -205,10 +221,6 @@ def info_cmd(
     _run(go)
 
 
-def main():
-    app()
-
-
 @app.command()
 def locate(
     file: Path = typer.Argument(..., help="keyframe file (.toml): its model, and its first keyframe as the start"),
@@ -242,3 +254,64 @@ def locate(
         print(f'center = ["{last.center[0]:.{digits}f}", "{last.center[1]:.{digits}f}"]')
 
     _run(go)
+
+
+@app.command()
+def dimension(
+    file: Path = typer.Argument(..., help="keyframe file (.toml)"),
+    draft: bool = typer.Option(False, "--draft", help="use the draft render's frames"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder instead of outputs/"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="use this many frames, evenly spread (default: every frame)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write box counts and dimension against depth to this PNG"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64"),
+):
+    """Box-counting dimension of the boundary, frame by frame (cached frames reused)."""
+
+    def go():
+        from . import dimension as dm
+        from . import render
+
+        if frames is not None and frames < 1:
+            raise UserError(f"--frames {frames} is not a positive count", "--frames", "give 1 or more, or leave it out for every frame")
+        s = _scene(file, None, precision)
+        plan = render.make_plan(s, draft, out_dir)
+        idx = dm.frame_indices(plan.n_frames, frames)
+        rep = _RichReporter(quiet or as_json, plan.pixel_steps_per_frame)
+        if plot:  # fail before training, not after
+            _writable(plot, "--plot")
+        try:
+            res = dm.measure_render(plan, idx, rep=rep)
+        finally:
+            rep.stop()
+        if plot:
+            try:
+                dm.plot(res, plot)
+            except OSError as e:
+                raise _disk_error(e, plot) from None
+        if as_json:
+            print(json.dumps(res.to_json()))
+            return
+        W, H = res.size
+        if not quiet:
+            from rich.table import Table
+
+            t = Table("frame", "time s", "depth", "span", "boundary px", "dimension", "r2")
+            for f in res.frames:
+                d = f"{f.fit.dimension:.3f}" if f.fit else f"skipped: {f.skipped}"
+                r2 = f"{f.fit.r2:.4f}" if f.fit else ""
+                t.add_row(str(f.frame), f"{f.time:g}", f"{f.depth:.2f}", f"{f.span:.3g}", str(f.boundary_pixels), d, r2)
+            out.print(t)
+        m = res.summary
+        print(
+            f"dimension {m['median']:.3f} (median of {m['fitted']} frames; quartiles {m['q1']:.3f}-{m['q3']:.3f}, "
+            f"std {m['std']:.3f}) {Path(res.file).name} {W}x{H} {res.steps} steps"
+            + (f"; plot {plot}" if plot else "")
+        )
+
+    _run(go)
+
+
+def main():
+    app()

@@ -131,7 +131,8 @@ def mandelbrot_measure(mod2: np.ndarray) -> np.ndarray:
         nu = first + 1.0 - np.log2(np.log(np.sqrt(zz)))
         nu = np.maximum(nu, 1e-3)
         tail = mod2[-min(LAST, steps):]
-        bounded = -(1.0 + np.nanmean(tail, axis=0))
+        # only read for points that never escaped, whose record is finite
+        bounded = -(1.0 + np.where(np.isfinite(tail), tail, 0.0).mean(axis=0))
         return np.where(esc, nu, bounded)
 
 
@@ -232,12 +233,18 @@ def _segment_fn(model: Model, dtype_name: str, B: int, seg: int, device_index: i
 # Device and chunk choice
 
 
-def default_chunk() -> int:
-    """Pixels per jitted call: cache-sized on CPU, large on a GPU."""
+def default_chunk(model: Model | None = None) -> int:
+    """Pixels per jitted call: cache-sized on CPU, large on a GPU.
+
+    A network pixel works on (n x points) matrices, so 128 of them fill a CPU
+    core's cache; a Mandelbrot pixel is two scalars, so it takes far more.
+    """
     env = os.environ.get("ZOOMREEL_CHUNK")
     if env:
         return max(1, int(env))
     platform = jax.devices()[0].platform
+    if model is not None and model.kind == "mandelbrot":
+        return 4096
     return 128 if platform == "cpu" else 16384
 
 
@@ -288,7 +295,7 @@ def train(
     if hx.shape != hy.shape:
         raise ValueError("hx and hy must have the same shape")
     dt = DTYPES[dtype]
-    B0 = chunk or default_chunk()
+    B0 = chunk or default_chunk(model)
     out = np.empty(hx.shape[0], dtype=np.float64)
     dr = draws(model) if model.kind == "network" else None
     x = None if dr is None else dr.x.astype(dt)

@@ -16,6 +16,7 @@ from decimal import Decimal, localcontext
 import numpy as np
 
 from . import path, precision
+from .dimension import boundary
 from .model import Model
 
 
@@ -26,20 +27,11 @@ class Level:
     dtype: str
 
 
-def boundary_mask(raw: np.ndarray) -> np.ndarray:
-    """Pixels whose 2x2 neighbourhood (with the pixel at its lower left) holds both signs."""
-    conv = raw < 0
-    a, b, c, d = conv[:-1, :-1], conv[:-1, 1:], conv[1:, :-1], conv[1:, 1:]
-    mixed = (a | b | c | d) & ~(a & b & c & d)
-    out = np.zeros_like(conv)
-    out[:-1, :-1] = mixed
-    return out
-
-
 def pick(raw: np.ndarray, window: int = 5) -> tuple[int, int] | None:
     """Row, column of the boundary pixel with the most balanced surroundings."""
     H, W = raw.shape
-    mask = boundary_mask(raw)
+    mask = np.zeros(raw.shape, dtype=bool)
+    mask[:-1, :-1] = boundary(raw)  # the cell's lower-left pixel stands for it
     if not mask.any():
         return None
     conv = (raw < 0).astype(np.float64)

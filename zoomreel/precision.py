@@ -3,7 +3,9 @@
 Two hard facts come first:
 - if neighbouring pixels' hyperparameters are not distinct in float64, the
   frame cannot be rendered (UserError naming the deepest span that works);
-- if they are not distinct in float32, float32 is out.
+- if they are not distinct in float32, float32 is out; auto also leaves it out
+  once neighbours are fewer than ``F32_MIN_ULPS`` float32 ulps apart, where
+  rounding would visibly unevenly space the pixels.
 
 Then a probe: a fixed sample of the frame's pixels is trained in float32 and in
 float64. If the two agree on the converged/diverged class for at least
@@ -29,6 +31,7 @@ from .path import View, hyper_axes
 F32_MIN_AGREEMENT = 0.99
 F64_WARN = 0.90
 NUDGE_ULP = 4
+F32_MIN_ULPS = 4  # auto uses float32 only where neighbouring pixels are this many ulps apart
 PROBE_MIN, PROBE_MAX, PROBE_FRACTION = 256, 1024, 1 / 16
 PROBE_SEED = 20240209
 
@@ -62,6 +65,20 @@ def probe_indices(size: tuple[int, int]) -> np.ndarray:
 def _distinct(vals: np.ndarray, dtype) -> bool:
     v = vals.astype(dtype)
     return bool(np.all(np.isfinite(v)) and np.all(np.diff(v) > 0))
+
+
+def _f32_spaced(vals: np.ndarray) -> bool:
+    """Neighbours at least F32_MIN_ULPS float32 ulps apart.
+
+    Rounding to float32 moves each pixel by up to half an ulp; at this spacing
+    that is at most 1/8 of a pixel, so the sampling grid stays even on screen.
+    """
+    v = vals.astype(np.float32)
+    if not np.all(np.isfinite(v)):
+        return False
+    gaps = np.diff(vals)
+    ulp = np.spacing(np.maximum(np.abs(v[:-1]), np.abs(v[1:]))).astype(np.float64)
+    return bool(np.all(gaps >= F32_MIN_ULPS * ulp))
 
 
 def deepest_span(model: Model, view: View) -> float:
@@ -113,10 +130,11 @@ def decide(model: Model, view: View, mode: str = "auto", where: str = "view") ->
     py = hy_axis[idx // W]
     k = idx.size
     f32_ok = _distinct(hx_axis, np.float32) and _distinct(hy_axis, np.float32)
+    f32_even = f32_ok and _f32_spaced(hx_axis) and _f32_spaced(hy_axis)
 
     v64 = engine.train(model, px, py, "float64")
     agree32 = None
-    if f32_ok:
+    if f32_even or (f32_ok and mode == "float32"):
         v32 = engine.train(model, px, py, "float32")
         agree32 = float(np.mean(_classes(v32) == _classes(v64)))
 
@@ -140,6 +158,8 @@ def decide(model: Model, view: View, mode: str = "auto", where: str = "view") ->
         reason = "forced"
     elif not f32_ok:
         reason = "float32 cannot tell neighbouring pixels apart"
+    elif not f32_even:
+        reason = f"neighbouring pixels are fewer than {F32_MIN_ULPS} float32 ulps apart"
     else:
         reason = f"float32 agrees with float64 on only {agree32:.1%} of the probe"
     return Decision("float64", agree64, reason, agree32, agree64, k, _warn("float64", agree64))

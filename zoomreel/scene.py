@@ -160,6 +160,10 @@ def _validate(r: _Reader, doc: dict) -> Scene:
     m = r.table(doc, "model")
     r.keys(m, _MODEL, "model.")
     kind = r.choice(m.get("kind", "network"), "model.kind", KINDS)
+    if kind == "mandelbrot":
+        extra = sorted(set(m) - {"kind", "steps"})
+        if extra:
+            r.fail(f"model.{extra[0]}", f"'{extra[0]}' does not apply to the Mandelbrot set", 'a kind = "mandelbrot" model takes only steps (the iteration limit)')
     nl = r.choice(m.get("nonlinearity", "tanh"), "model.nonlinearity", NONLINEARITIES)
     width = r.number(m.get("width", 16), "model.width", integer=True, lo=WIDTH_MIN, hi=WIDTH_MAX)
     ds = m.get("dataset", Decimal("1.0"))

@@ -1,0 +1,264 @@
+"""Dimension: the box-counting dimension of the trainability boundary.
+
+The maths is pure NumPy and knows nothing of files:
+
+- :func:`boundary` marks the cells of a frame whose 2x2 neighbourhood of
+  pixels holds both signs (converged and diverged);
+- :func:`box_counts` counts the boxes of each size that hold part of a mask;
+- :func:`fit` fits log N(s) against log s; the dimension is minus the slope.
+
+:func:`measure_render` walks a render's frames (from the cache, training only
+the missing ones) and fits each; :func:`plot` draws the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+MIN_BOUNDARY = 100  # boundary cells a frame needs before its fit means anything
+MIN_SIZES = 4  # box sizes a fit needs
+LARGEST_FRACTION = 8  # the largest box is at most 1/8 of the shorter side
+
+
+class TooFewBoundaryPixels(ValueError):
+    """The mask holds too little boundary for a box-counting fit."""
+
+
+def boundary(raw: np.ndarray) -> np.ndarray:
+    """Cells (H-1, W-1) whose four corner pixels hold both signs.
+
+    ``raw`` is a frame's measure: negative = converged, positive = diverged.
+    """
+    neg = np.asarray(raw) < 0
+    corners = (neg[:-1, :-1], neg[1:, :-1], neg[:-1, 1:], neg[1:, 1:])
+    any_neg = corners[0] | corners[1] | corners[2] | corners[3]
+    all_neg = corners[0] & corners[1] & corners[2] & corners[3]
+    return any_neg & ~all_neg
+
+
+def box_sizes(shape: tuple[int, int]) -> list[int]:
+    """Powers of two from 1 up to 1/LARGEST_FRACTION of the shorter side."""
+    top = min(shape) // LARGEST_FRACTION
+    sizes = [1]
+    while sizes[-1] * 2 <= top:
+        sizes.append(sizes[-1] * 2)
+    return sizes
+
+
+def box_counts(mask: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Number of s x s boxes holding at least one True, for each size s.
+
+    The mask is first cropped about its centre to a multiple of the largest
+    size, so every size tiles the same region with whole boxes.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    big = max(sizes)
+    H, W = (d - d % big for d in mask.shape)
+    if H == 0 or W == 0:
+        raise TooFewBoundaryPixels(f"the mask {mask.shape} is smaller than the largest box {big}")
+    i0 = (mask.shape[0] - H) // 2
+    j0 = (mask.shape[1] - W) // 2
+    m = mask[i0 : i0 + H, j0 : j0 + W]
+    counts = []
+    for s in sizes:
+        blocks = m.reshape(H // s, s, W // s, s).any(axis=(1, 3))
+        counts.append(int(blocks.sum()))
+    return np.array(counts, dtype=np.int64)
+
+
+@dataclass
+class Fit:
+    dimension: float
+    r2: float  # coefficient of determination of the log-log fit
+    sizes: list[int]
+    counts: list[int]
+    intercept: float  # log N at s = 1 on the fitted line
+    cells: int  # True cells in the mask
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def fit(mask: np.ndarray, sizes: list[int] | None = None) -> Fit:
+    """Box-counting dimension of a mask: minus the slope of log N(s) against log s."""
+    mask = np.asarray(mask, dtype=bool)
+    sizes = list(sizes or box_sizes(mask.shape))
+    cells = int(mask.sum())
+    if len(sizes) < MIN_SIZES:
+        raise TooFewBoundaryPixels(
+            f"a {mask.shape[1]}x{mask.shape[0]} mask allows only {len(sizes)} box sizes, {MIN_SIZES} needed"
+        )
+    if cells < MIN_BOUNDARY:
+        raise TooFewBoundaryPixels(f"only {cells} boundary pixels, {MIN_BOUNDARY} needed")
+    counts = box_counts(mask, sizes)
+    if np.any(counts == 0):
+        raise TooFewBoundaryPixels("the boundary lies only at the frame's edge")
+    x = np.log(np.array(sizes, dtype=np.float64))
+    y = np.log(counts.astype(np.float64))
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    ss = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid**2)) / ss if ss > 0 else 1.0
+    return Fit(float(-slope), r2, sizes, [int(c) for c in counts], float(intercept), cells)
+
+
+def summarize(dims: list[float]) -> dict:
+    """Median and spread of per-frame dimensions."""
+    a = np.asarray(dims, dtype=np.float64)
+    q1, med, q3 = np.percentile(a, [25, 50, 75])
+    return {
+        "median": float(med),
+        "q1": float(q1),
+        "q3": float(q3),
+        "std": float(a.std()),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "fitted": int(a.size),
+    }
+
+
+# --------------------------------------------------------------------------
+# A whole render
+
+
+@dataclass
+class FrameDimension:
+    frame: int
+    time: float
+    span: float
+    depth: float  # decades zoomed in since the first keyframe
+    boundary_pixels: int
+    fit: Fit | None
+    skipped: str | None = None
+
+    def to_json(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k != "fit"}
+        if self.fit is not None:
+            d.update(self.fit.to_json())
+            del d["cells"]
+        return d
+
+
+@dataclass
+class RenderDimension:
+    file: str
+    draft: bool
+    size: tuple[int, int]
+    steps: int
+    frames: list[FrameDimension] = field(default_factory=list)
+    summary: dict | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "file": self.file,
+            "draft": self.draft,
+            "size": list(self.size),
+            "steps": self.steps,
+            "frames_used": len(self.frames),
+            **(self.summary or {}),
+            "frames": [f.to_json() for f in self.frames],
+        }
+
+
+def frame_indices(n_frames: int, wanted: int | None) -> list[int]:
+    """Every frame, or ``wanted`` frames evenly spread from the first to the last."""
+    if not wanted or wanted >= n_frames:
+        return list(range(n_frames))
+    if wanted == 1:
+        return [n_frames - 1]
+    return sorted({round(i * (n_frames - 1) / (wanted - 1)) for i in range(wanted)})
+
+
+def measure_render(plan, indices: list[int], force: bool = False, rep=None) -> RenderDimension:
+    """Fit every chosen frame of a render (cached frames reused, missing ones trained)."""
+    from . import path, render
+    from .errors import UserError
+
+    W, H = plan.size
+    if len(box_sizes((H - 1, W - 1))) < MIN_SIZES:
+        need = LARGEST_FRACTION * 2 ** (MIN_SIZES - 1) + 1
+        raise UserError(
+            f"{W}x{H} frames are too small to box-count: the shorter side needs at least {need} px",
+            str(plan.scene.path.name),
+            "drop --draft or raise [video] size",
+        )
+    rep = rep or render.Reporter()
+    cache = plan.cache
+    cache.prepare()
+    first = plan.scene.keyframes[0].span
+    res = RenderDimension(str(plan.scene.path), plan.draft, plan.size, plan.scene.model.steps)
+    rep.start(len(indices), 0)
+    for k in indices:
+        raw, meta, trained = render.ensure_frame(plan, cache, k, force, rep)
+        view = plan.view(k)
+        edge = boundary(raw)
+        fd = FrameDimension(
+            frame=k,
+            time=float(path.frame_time(k, plan.fps)),
+            span=float(view.span),
+            depth=float((first / view.span).log10()),
+            boundary_pixels=int(edge.sum()),
+            fit=None,
+        )
+        try:
+            fd.fit = fit(edge)
+        except TooFewBoundaryPixels as e:
+            fd.skipped = str(e)
+        res.frames.append(fd)
+        rep.frame_done(k, not trained, meta.get("decision", {}).get("warning"))
+    dims = [f.fit.dimension for f in res.frames if f.fit is not None]
+    if not dims:
+        reasons = sorted({f.skipped for f in res.frames})
+        raise UserError(
+            f"too few boundary pixels to fit a dimension, in {_frames(len(res.frames))}: {reasons[0]}",
+            str(plan.scene.path.name),
+            "zoom onto the boundary between the phases (see 'zoomreel locate')",
+        )
+    res.summary = summarize(dims)
+    return res
+
+
+def _frames(n: int) -> str:
+    return "the one frame" if n == 1 else f"all {n} frames"
+
+
+def plot(result: RenderDimension, dest: Path) -> None:
+    """Log-log box counts with their fits, and the dimension against depth, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fitted = [f for f in result.frames if f.fit is not None]
+    med = result.summary["median"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
+    cmap = plt.get_cmap("viridis")
+    depths = [f.depth for f in fitted]
+    lo, hi = min(depths), max(depths)
+    for f in fitted:
+        c = cmap(0.0 if hi == lo else (f.depth - lo) / (hi - lo))
+        s = np.array(f.fit.sizes, dtype=float)
+        ax1.plot(s, f.fit.counts, "o", color=c, ms=3)
+        ax1.plot(s, np.exp(f.fit.intercept) * s ** (-f.fit.dimension), "-", color=c, lw=0.8)
+    ax1.set_xscale("log", base=2)
+    ax1.set_yscale("log")
+    ax1.set_xlabel("box size s (pixels)")
+    ax1.set_ylabel("boxes holding boundary N(s)")
+    ax1.set_title(f"box counts, {len(fitted)} frames (colour = depth)")
+    ax2.plot(depths, [f.fit.dimension for f in fitted], "o-", ms=3)
+    ax2.axhline(med, color="k", ls="--", lw=0.8, label=f"median {med:.3f}")
+    ax2.set_xlabel("zoom depth (decades)")
+    ax2.set_ylabel("box-counting dimension")
+    ax2.set_title("dimension against depth")
+    ax2.legend()
+    W, H = result.size
+    fig.suptitle(f"{Path(result.file).name}: {W}x{H}, {result.steps} steps{' (draft)' if result.draft else ''}")
+    fig.tight_layout()
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(dest)
+
