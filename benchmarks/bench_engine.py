@@ -92,7 +92,7 @@ def main():
     kind = getattr(dev, "device_kind", dev.platform)
     peaks = PEAKS.get(kind, PEAKS["cpu"] if dev.platform == "cpu" else None)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()} ({kind}); jax {jax.__version__}")
-    print(f"grid {a.size}x{a.size}, {a.steps} steps, standard view; chunk {engine.default_chunk()}; flops/pixel-step {flops_per_pixel_step(model):.3g}")
+    print(f"grid {a.size}x{a.size}, {a.steps} steps, standard view; chunk float32 {engine.default_chunk(model, 'float32')} float64 {engine.default_chunk(model, 'float64')}; flops/pixel-step {flops_per_pixel_step(model):.3g}")
     ratios = {}
     for dtype in a.dtypes.split(","):
         # warm up: compile both

@@ -187,7 +187,11 @@ def render_cmd(
             res = render.render(plan, force, rep)
         finally:
             rep.stop()
-        print(f"rendered {res.rendered}, reused {res.reused}, {res.seconds:.1f} s: {res.video}")
+        rest = res.seconds - res.engine_seconds
+        print(
+            f"rendered {res.rendered}, reused {res.reused}, {res.seconds:.1f} s "
+            f"(training {res.engine_seconds:.1f} s, everything else {rest:.1f} s): {res.video}"
+        )
 
     _run(go)
 

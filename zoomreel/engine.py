@@ -233,11 +233,12 @@ def _segment_fn(model: Model, dtype_name: str, B: int, seg: int, device_index: i
 # Device and chunk choice
 
 
-def default_chunk(model: Model | None = None) -> int:
+def default_chunk(model: Model | None = None, dtype: str = "float32") -> int:
     """Pixels per jitted call: cache-sized on CPU, large on a GPU.
 
-    A network pixel works on (n x points) matrices, so 128 of them fill a CPU
-    core's cache; a Mandelbrot pixel is two scalars, so it takes far more.
+    A network pixel works on (n x points) matrices, so 128 float32 pixels (64
+    in float64) keep a chunk's activations in a CPU core's cache (measured,
+    docs/benchmarks.md); a Mandelbrot pixel is two scalars, so it takes far more.
     """
     env = os.environ.get("ZOOMREEL_CHUNK")
     if env:
@@ -245,7 +246,9 @@ def default_chunk(model: Model | None = None) -> int:
     platform = jax.devices()[0].platform
     if model is not None and model.kind == "mandelbrot":
         return 4096
-    return 128 if platform == "cpu" else 16384
+    if platform != "cpu":
+        return 16384
+    return 64 if dtype == "float64" else 128
 
 
 def device_name() -> str:
@@ -295,7 +298,7 @@ def train(
     if hx.shape != hy.shape:
         raise ValueError("hx and hy must have the same shape")
     dt = DTYPES[dtype]
-    B0 = chunk or default_chunk(model)
+    B0 = chunk or default_chunk(model, dtype)
     out = np.empty(hx.shape[0], dtype=np.float64)
     dr = draws(model) if model.kind == "network" else None
     x = None if dr is None else dr.x.astype(dt)
