@@ -110,10 +110,12 @@ def main():
         rb, re_ = work / b, work / e
         fl = flops_per_pixel_step(model)
         agree = float(np.mean((vb < 0) == (ve < 0)))
-        line = f"{dtype}: baseline {rb:.3g} px-steps/s ({rb * fl / 1e9:.1f} GFLOP/s), zoomreel {re_:.3g} px-steps/s ({re_ * fl / 1e9:.1f} GFLOP/s"
+        trained = st["computed"] / work
+        line = f"{dtype}: baseline {rb:.3g} px-steps/s ({rb * fl / 1e9:.1f} GFLOP/s), zoomreel {re_:.3g} px-steps/s ({re_ * fl / 1e9:.1f} GFLOP/s effective"
+        line += f"; trained {trained:.0%} of the pixel-steps, the rest retired by early exit"
+        line += f", so {re_ * trained * fl / 1e9:.1f} GFLOP/s executed"
         if peaks:
-            line += f", {re_ * fl / peaks[dtype]:.0%} of peak {peaks[dtype] / 1e9:.0f}"
-        line += f"; trained {st['computed'] / work:.0%} of the pixel-steps, the rest retired exactly by early exit"
+            line += f" = {re_ * trained * fl / peaks[dtype]:.0%} of peak {peaks[dtype] / 1e9:.0f}"
         line += f"), ratio {b / e:.2f}, class agreement {agree:.2%}, seconds baseline {b:.2f} zoomreel {e:.2f}"
         print(line, flush=True)
         ratios[dtype] = b / e
