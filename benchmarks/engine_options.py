@@ -1,0 +1,81 @@
+"""What the engine's scheduling choices buy, and what they change.
+
+Trains one view several ways in the same process, alternating runs, and prints
+each against a baseline measured in the same run:
+
+- early exit on against off: time ratio, the share of pixel-steps trained,
+  the pixels the loss rule (engine.RETIRE_V) retired, and how many pixel
+  values differ from the run without early exit (it must print 0);
+- chunk sizes against the default chunk of that dtype.
+
+    python benchmarks/engine_options.py [--size 96] [--steps 200] [--dtype float64]
+        [--center 1.5,1.5] [--span 9] [--chunks 32,64,128] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from decimal import Decimal
+
+import numpy as np
+
+from zoomreel import engine, path
+from zoomreel.model import Model
+
+
+def best_time(fn, repeats):
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--dtype", default="float64")
+    ap.add_argument("--center", default="1.5,1.5")
+    ap.add_argument("--span", default="9")
+    ap.add_argument("--chunks", default="")
+    ap.add_argument("--repeats", type=int, default=2)
+    a = ap.parse_args()
+    model = Model(steps=a.steps)
+    cx, cy = (Decimal(v) for v in a.center.split(","))
+    view = path.View((cx, cy), Decimal(a.span), (a.size, a.size))
+    hxa, hya = path.hyper_axes(model, view)
+    HX, HY = np.meshgrid(hxa, hya)
+    hx, hy = HX.ravel(), HY.ravel()
+    work = hx.size * a.steps
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()}; jax {engine.jax.__version__}")
+    print(f"view centre ({cx}, {cy}) span {a.span}, {a.size}x{a.size}, {a.steps} steps, {a.dtype}")
+    engine.train(model, hx[:256], hy[:256], a.dtype)  # compile
+
+    st = {}
+    t_on, on = best_time(lambda: engine.train(model, hx, hy, a.dtype, stats=st), a.repeats)
+    t_off, off = best_time(lambda: engine.train(model, hx, hy, a.dtype, early_exit=False), a.repeats)
+    trained = st["computed"] / a.repeats / work
+    retired = st.get("retired_by_loss", 0) // a.repeats
+    differ = int(np.sum(on != off))
+    print(
+        f"early exit: {t_on:.2f} s against {t_off:.2f} s without, ratio {t_off / t_on:.2f}; "
+        f"trained {trained:.1%} of the pixel-steps; {retired} of {hx.size} pixels retired by the "
+        f"loss rule (L/L0 > {engine.RETIRE_V:g}); pixel values that differ from the run without early exit: {differ}"
+    )
+
+    if a.chunks:
+        default = engine.default_chunk(model, a.dtype)
+        t_def, _ = best_time(lambda: engine.train(model, hx, hy, a.dtype, chunk=default), a.repeats)
+        for c in (int(v) for v in a.chunks.split(",")):
+            engine.train(model, hx[:256], hy[:256], a.dtype, chunk=c)  # compile
+            t_c, _ = best_time(lambda: engine.train(model, hx, hy, a.dtype, chunk=c), a.repeats)
+            print(f"chunk {c}: {t_c:.2f} s, {work / t_c:.3g} px-steps/s, ratio to default chunk {default} ({t_def:.2f} s): {t_def / t_c:.2f}")
+
+
+if __name__ == "__main__":
+    main()
