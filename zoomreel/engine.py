@@ -50,6 +50,7 @@ from jax import lax  # noqa: E402
 from .model import ENGINE_VERSION, Model  # noqa: E402,F401
 
 V_CAP = 1e6  # guard and cap of the normalised loss (paper)
+RETIRE_V = 1e30  # retire a network pixel once L_t / L_0 exceeds this
 LAST = 20  # the converged test averages this many final values
 MANDELBROT_ESCAPE = 1e3  # escape radius for smooth escape time
 
@@ -234,6 +235,17 @@ MEASURES: dict[str, Callable] = {
 }
 
 
+def network_past_cap(record: np.ndarray, t: int, ids: np.ndarray) -> np.ndarray:
+    """Pixels ``ids`` whose normalised loss at step t exceeds :data:`RETIRE_V`."""
+    with np.errstate(all="ignore"):
+        return record[t, ids] / record[0, ids] > RETIRE_V
+
+
+# Retirement rules read from the loss record, by model kind (besides the
+# segment function's own `dead` output); see the module docstring.
+RECORD_RULES: dict[str, Callable] = {"network": network_past_cap}
+
+
 @functools.lru_cache(maxsize=64)
 def _segment_fn(model: Model, dtype_name: str, B: int, seg: int, device_index: int):
     return STEPS[model.kind](model, DTYPES[dtype_name], B, seg)
@@ -267,7 +279,6 @@ def device_name() -> str:
 
 
 SEGMENT_STEPS = 25
-RETIRE_V = 1e30  # retire a network pixel once L_t / L_0 exceeds this
 
 
 def _initial_state(model: Model, dr: Draws, a: np.ndarray, dtype):
@@ -362,10 +373,9 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, st
                 s[ids[:m]] = r[:m]
             record[t : t + seg, ids[:m]] = res[-2][:, :m]
             dead_all[c0 : c0 + m] = res[-1][:m]
-        if early_exit and model.kind == "network":
-            with np.errstate(all="ignore"):
-                v_end = record[t + seg - 1, alive] / record[0, alive]
-            by_loss = (v_end > RETIRE_V) & ~dead_all
+        rule = RECORD_RULES.get(model.kind)
+        if early_exit and rule is not None:
+            by_loss = rule(record, t + seg - 1, alive) & ~dead_all
             dead_all |= by_loss
             if stats is not None:
                 stats["retired_by_loss"] = stats.get("retired_by_loss", 0) + int(by_loss.sum())
