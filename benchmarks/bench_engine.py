@@ -7,6 +7,10 @@ yardstick. Runs alternate (baseline, engine, baseline, engine, ...) and the
 best time of each is kept.
 
     python benchmarks/bench_engine.py [--size 128] [--steps 200] [--repeats 2]
+                                      [--center 1.5,1.5] [--span 9]
+
+The default view is the paper's standard one; a view on the boundary (say
+--center 1.5622,2.2230 --span 0.1) shows the engine with little early exit.
 
 The last line is `ratio float32 <x> float64 <y>`.
 """
@@ -79,11 +83,16 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--center", default="1.5,1.5", help="view centre x,y (log10 learning rates)")
+    ap.add_argument("--span", default="9", help="view width (log10 units)")
     a = ap.parse_args()
     from decimal import Decimal
 
     model = Model(steps=a.steps)
-    view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (a.size, a.size))
+    cx, cy = (Decimal(v) for v in a.center.split(","))
+    view = path.View((cx, cy), Decimal(a.span), (a.size, a.size))
+    standard = (cx, cy, Decimal(a.span)) == (Decimal("1.5"), Decimal("1.5"), Decimal(9))
+    view_name = "standard view" if standard else f"view centre ({cx}, {cy}) span {a.span}"
     hxa, hya = path.hyper_axes(model, view)
     HX, HY = np.meshgrid(hxa, hya)
     hx, hy = HX.ravel(), HY.ravel()
@@ -92,7 +101,7 @@ def main():
     kind = getattr(dev, "device_kind", dev.platform)
     peaks = PEAKS.get(kind, PEAKS["cpu"] if dev.platform == "cpu" else None)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()} ({kind}); jax {jax.__version__}")
-    print(f"grid {a.size}x{a.size}, {a.steps} steps, standard view; chunk float32 {engine.default_chunk(model, 'float32')} float64 {engine.default_chunk(model, 'float64')}; flops/pixel-step {flops_per_pixel_step(model):.3g}")
+    print(f"grid {a.size}x{a.size}, {a.steps} steps, {view_name}; chunk float32 {engine.default_chunk(model, 'float32')} float64 {engine.default_chunk(model, 'float64')}; flops/pixel-step {flops_per_pixel_step(model):.3g}")
     ratios = {}
     for dtype in a.dtypes.split(","):
         # warm up: compile both
