@@ -1,10 +1,16 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+
+# Compiled programs go to a folder of this test session, not the user's cache
+# (set before zoomreel is imported; the CLI subprocesses inherit it).
+os.environ["ZOOMREEL_JAX_CACHE"] = tempfile.mkdtemp(prefix="zoomreel-jax-")
 
 TANH_TOML = """
 [model]

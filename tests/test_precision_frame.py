@@ -1,5 +1,6 @@
 """Measured precision, and `zoomreel frame` end to end."""
 
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -73,3 +74,27 @@ def test_frame_command_writes_png_npy_and_summary(tmp_path, write_scene):
     # drawn as a plot: converged (cool, blue > red) at the bottom, diverged (warm) at the top
     assert img[-1, :, 2].mean() > img[-1, :, 0].mean()
     assert img[0, :, 0].mean() > img[0, :, 2].mean()
+
+
+def test_compiled_programs_are_kept_between_runs_and_give_the_same_bits(tmp_path, write_scene):
+    p = write_scene(steps=30, w=24, h=16)
+
+    def frame(npy, **env):
+        r = subprocess.run(
+            [sys.executable, "-m", "zoomreel", "frame", str(p), "--time", "0.5", "--size", "24x16", "--npy", str(npy)],
+            capture_output=True, text=True, env={**os.environ, **env},
+        )
+        assert r.returncode == 0, r.stderr
+        return npy.read_bytes()
+
+    cache = tmp_path / "jax"
+    first = frame(tmp_path / "a.npy", ZOOMREEL_JAX_CACHE=str(cache))
+    kept = sorted(cache.iterdir())
+    assert kept, "the first run kept no compiled program"
+    second = frame(tmp_path / "b.npy", ZOOMREEL_JAX_CACHE=str(cache))
+    assert second == first  # programs loaded from the cache compute the same bits
+    assert sorted(cache.iterdir()) == kept  # the second run compiled nothing new
+    # off: nothing is written, not even to the default place
+    frame(tmp_path / "c.npy", ZOOMREEL_JAX_CACHE="off", XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert not (tmp_path / "xdg").exists()
+    assert (tmp_path / "c.npy").read_bytes() == first

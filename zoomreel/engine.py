@@ -1,7 +1,8 @@
 """The engine: per-pixel hyperparameters in, raw per-pixel measure out.
 
 Each pixel is one full training run. JAX trains many pixels at once; the engine
-never touches the disk.
+writes no frames (the one thing it keeps on disk is JAX's compiled programs,
+see :func:`compile_cache_dir`).
 
 Layout. A chunk of B pixels keeps its input-layer weights "pixel-major" as one
 (n, B*n) matrix, so that the forward product X @ W0 and the backward product
@@ -43,6 +44,42 @@ import numpy as np
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+
+def compile_cache_dir() -> str | None:
+    """Where XLA's compiled programs are kept between runs, or None.
+
+    Compiling the engine's programs (both dtypes for the precision probe, a few
+    chunk sizes as pixels retire) takes several seconds, more than a small
+    frame's training; kept on disk, the next run loads them instead. Programs
+    loaded from the cache compute the same bits (the tests check it).
+
+    ``ZOOMREEL_JAX_CACHE``: a folder, or ``off``. Unset: the user's cache
+    folder (``$XDG_CACHE_HOME`` or ``~/.cache``), ``zoomreel/jax``. A cache
+    folder the user set for JAX itself wins; one that cannot be written is
+    skipped.
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return None  # the user's own choice stands
+    where = os.environ.get("ZOOMREEL_JAX_CACHE", "").strip()
+    if where.lower() in ("off", "0", "no", "false"):
+        return None
+    if not where:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        where = os.path.join(base, "zoomreel", "jax")
+    try:
+        os.makedirs(where, exist_ok=True)
+    except OSError:
+        return None
+    return where if os.access(where, os.W_OK) else None
+
+
+_cache = compile_cache_dir()
+if _cache:
+    jax.config.update("jax_compilation_cache_dir", _cache)
+    # The engine's programs compile in about 0.5 s each: keep them all (about
+    # 20 kB each; the folder can be deleted at any time).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
