@@ -93,9 +93,7 @@ def main():
     view = path.View((cx, cy), Decimal(a.span), (a.size, a.size))
     standard = (cx, cy, Decimal(a.span)) == (Decimal("1.5"), Decimal("1.5"), Decimal(9))
     view_name = "standard view" if standard else f"view centre ({cx}, {cy}) span {a.span}"
-    hxa, hya = path.hyper_axes(model, view)
-    HX, HY = np.meshgrid(hxa, hya)
-    hx, hy = HX.ravel(), HY.ravel()
+    hx, hy = path.pixel_hypers(model, view)
     work = hx.size * model.steps
     dev = jax.devices()[0]
     kind = getattr(dev, "device_kind", dev.platform)

@@ -42,9 +42,7 @@ def main():
     for sp in a.spans.split(","):
         t0 = time.perf_counter()
         view = path.View((cx, cy), Decimal(sp), (a.size, a.size))
-        hx, hy = path.hyper_axes(model, view)
-        HX, HY = np.meshgrid(hx, hy)
-        hx, hy = HX.ravel(), HY.ravel()
+        hx, hy = path.pixel_hypers(model, view)
         v64 = engine.train(model, hx, hy, "float64")
         nx, ny = hx.copy(), hy.copy()
         for _ in range(precision.NUDGE_ULP):

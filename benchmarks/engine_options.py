@@ -48,9 +48,7 @@ def main():
     model = Model(steps=a.steps)
     cx, cy = (Decimal(v) for v in a.center.split(","))
     view = path.View((cx, cy), Decimal(a.span), (a.size, a.size))
-    hxa, hya = path.hyper_axes(model, view)
-    HX, HY = np.meshgrid(hxa, hya)
-    hx, hy = HX.ravel(), HY.ravel()
+    hx, hy = path.pixel_hypers(model, view)
     work = hx.size * a.steps
     print(f"machine: {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()}; jax {engine.jax.__version__}")
     print(f"view centre ({cx}, {cy}) span {a.span}, {a.size}x{a.size}, {a.steps} steps, {a.dtype}")

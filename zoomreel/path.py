@@ -112,3 +112,11 @@ def to_hyper(model: Model, coords: list[Decimal]) -> np.ndarray:
 def hyper_axes(model: Model, view: View) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = axis_coords(view)
     return to_hyper(model, xs), to_hyper(model, ys)
+
+
+def pixel_hypers(model: Model, view: View) -> tuple[np.ndarray, np.ndarray]:
+    """Every pixel's two hyperparameters, flat, row by row from the lowest y
+    (reshape a result to (H, W) to get the frame)."""
+    hx, hy = hyper_axes(model, view)
+    HX, HY = np.meshgrid(hx, hy)
+    return HX.ravel(), HY.ravel()

@@ -97,9 +97,8 @@ def train_view(model, view: path.View, dtype: str, on_progress=None) -> np.ndarr
     """Every pixel of a view, trained in ``dtype``: (H, W) float64, row 0 = lowest y."""
     from . import engine
 
-    hx, hy = path.hyper_axes(model, view)
-    HX, HY = np.meshgrid(hx, hy)
-    raw = engine.train(model, HX.ravel(), HY.ravel(), dtype, on_progress=on_progress)
+    hx, hy = path.pixel_hypers(model, view)
+    raw = engine.train(model, hx, hy, dtype, on_progress=on_progress)
     return raw.reshape(view.size[1], view.size[0])
 
 
