@@ -12,7 +12,12 @@ best time of each is kept.
 The default view is the paper's standard one; a view on the boundary (say
 --center 1.5622,2.2230 --span 0.1) shows the engine with little early exit.
 
-The last line is `ratio float32 <x> float64 <y>`.
+Besides the engine alone, it times what `zoomreel frame --precision <dtype>`
+does for the same view (precision probe included; the probe's pixels in the
+frame's dtype are not trained twice), against the same baseline timings
+(--no-frame skips it).
+
+The last line is `ratio float32 <x> float64 <y>` (the engine alone).
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import argparse
 import math
 import os
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from zoomreel import engine, path
+from zoomreel import engine, path, render, scene
 from zoomreel.model import Model
 
 import jax
@@ -71,6 +78,18 @@ def baseline(model: Model, hx, hy, dtype):
     return engine.network_measure(np.asarray(losses).T)
 
 
+def frame_scene(model: Model, view: path.View, folder: str) -> scene.Scene:
+    """The one-keyframe scene that `zoomreel frame` would load for this view."""
+    W, H = view.size
+    p = Path(folder) / "bench.toml"
+    p.write_text(
+        f'[model]\nnonlinearity = "{model.nonlinearity}"\nsteps = {model.steps}\n'
+        f"[video]\nsize = [{W}, {H}]\n"
+        f'[[keyframe]]\ntime = 0\ncenter = ["{view.center[0]}", "{view.center[1]}"]\nspan = "{view.span}"\n'
+    )
+    return scene.load(p)
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -85,6 +104,7 @@ def main():
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--center", default="1.5,1.5", help="view centre x,y (log10 learning rates)")
     ap.add_argument("--span", default="9", help="view width (log10 units)")
+    ap.add_argument("--no-frame", action="store_true", help="time the engine only, not the whole frame")
     a = ap.parse_args()
     from decimal import Decimal
 
@@ -106,13 +126,19 @@ def main():
         small = slice(0, min(hx.size, 64))
         baseline(model, hx[small], hy[small], dtype)
         engine.train(model, hx[small], hy[small], dtype)
-        tb, te = [], []
+        tb, te, tf = [], [], []
+        tmp = tempfile.TemporaryDirectory()
+        sc = frame_scene(model, view, tmp.name)
         for _ in range(a.repeats):
             t, vb = timed(lambda: baseline(model, hx, hy, dtype))
             tb.append(t)
             st = {}
             t, ve = timed(lambda: engine.train(model, hx, hy, dtype, stats=st))
             te.append(t)
+            if not a.no_frame:
+                t, fr = timed(lambda: render.compute_frame(sc, view, dtype))
+                tf.append(t)
+        tmp.cleanup()
         b, e = min(tb), min(te)
         rb, re_ = work / b, work / e
         fl = flops_per_pixel_step(model)
@@ -125,6 +151,14 @@ def main():
             line += f" = {re_ * trained * fl / peaks[dtype]:.0%} of peak {peaks[dtype] / 1e9:.0f}"
         line += f"), ratio {b / e:.2f}, class agreement {agree:.2%}, seconds baseline {b:.2f} zoomreel {e:.2f}"
         print(line, flush=True)
+        if tf:
+            same = np.array_equal(fr.raw.ravel(), ve)
+            print(
+                f"{dtype} frame: `zoomreel frame --precision {dtype}` trains in {min(tf):.2f} s "
+                f"(precision probe of {fr.decision.probe_pixels} px included), {work / min(tf):.3g} px-steps/s, "
+                f"ratio {b / min(tf):.2f} against the baseline; same values as the engine alone: {same}",
+                flush=True,
+            )
         ratios[dtype] = b / e
     print("ratio " + " ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
 

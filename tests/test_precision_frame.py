@@ -52,6 +52,27 @@ def test_forced_precision_is_honoured():
         precision.decide(Model(steps=30), deep, "float32")
 
 
+@pytest.mark.parametrize("span, dtype", [("3", "float32"), ("1e-4", "float64")])
+def test_probe_pixels_are_trained_once_and_the_frame_keeps_its_bits(span, dtype, write_scene, monkeypatch):
+    from zoomreel import engine, render, scene
+
+    s = scene.load(write_scene(steps=100, w=32, h=32))
+    view = path.View(BOUNDARY, Decimal(span), (32, 32))
+    trained = []
+    real_train = engine.train
+    monkeypatch.setattr(engine, "train", lambda m, hx, hy, d, **kw: trained.append((hx.size, d)) or real_train(m, hx, hy, d, **kw))
+    done = []
+    res = render.compute_frame(s, view, "auto", on_progress=done.append)
+    assert res.decision.dtype == dtype
+    k = res.decision.probe_pixels
+    # the frame trains only the pixels the probe has not trained in its dtype
+    assert trained[-1] == (32 * 32 - k, dtype)
+    assert sum(done) == 32 * 32 * 100  # progress still counts every pixel
+    # and every pixel has the bits it gets when the whole view is trained at once
+    whole = render.train_view(s.model, view, dtype)
+    assert np.array_equal(res.raw, whole)
+
+
 def test_frame_command_writes_png_npy_and_summary(tmp_path, write_scene):
     p = write_scene(steps=40, w=32, h=24)
     png, npy = tmp_path / "f.png", tmp_path / "f.npy"

@@ -55,8 +55,8 @@ def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10
     levels = []
     view = path.View(start.center, start.span, (size, size))
     while True:
-        d = precision.decide(model, view)
-        raw = train_view(model, view, d.dtype)
+        d, probe = precision.decide_and_probe(model, view)
+        raw = train_view(model, view, d.dtype, known=probe)
         levels.append(Level(view, float(np.mean(raw < 0)), d.dtype))
         if on_level:
             on_level(levels[-1])

@@ -8,7 +8,7 @@ Two hard facts come first:
   rounding would visibly unevenly space the pixels.
 
 Then a probe: a fixed sample of the frame's pixels is trained in float32 and in
-float64. If the two agree on the converged/diverged class for at least
+float64 (a forced float64 skips the float32 probe). If the two agree on the converged/diverged class for at least
 ``F32_MIN_AGREEMENT`` of the sample, the frame is rendered in float32, and that
 agreement is its "resolved %". Otherwise float64 is used, and its resolved %
 is the agreement between float64 and float64 with every hyperparameter nudged
@@ -52,6 +52,20 @@ class Decision:
     @classmethod
     def from_json(cls, d: dict) -> "Decision":
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The probe's pixels, already trained in the dtype the frame will use.
+
+    ``indices`` are flat frame indices (row by row from the lowest y, as
+    :func:`zoomreel.path.pixel_hypers` orders them) and ``values`` their
+    measure, so the frame need not train them again.
+    """
+
+    dtype: str
+    indices: np.ndarray
+    values: np.ndarray
 
 
 def probe_indices(size: tuple[int, int]) -> np.ndarray:
@@ -122,6 +136,11 @@ def _classes(v: np.ndarray) -> np.ndarray:
 
 def decide(model: Model, view: View, mode: str = "auto", where: str = "view") -> Decision:
     """Pick the dtype for one frame (see module doc). Trains only a small probe."""
+    return decide_and_probe(model, view, mode, where)[0]
+
+
+def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = "view") -> tuple[Decision, Probe]:
+    """:func:`decide`, and the probe pixels' values in the chosen dtype."""
     hx_axis, hy_axis = hyper_axes(model, view)
     check_representable(model, view, hx_axis, hy_axis, where)
     W, H = view.size
@@ -134,7 +153,7 @@ def decide(model: Model, view: View, mode: str = "auto", where: str = "view") ->
 
     v64 = engine.train(model, px, py, "float64")
     agree32 = None
-    if f32_even or (f32_ok and mode == "float32"):
+    if mode != "float64" and (f32_even or (f32_ok and mode == "float32")):
         v32 = engine.train(model, px, py, "float32")
         agree32 = float(np.mean(_classes(v32) == _classes(v64)))
 
@@ -147,7 +166,8 @@ def decide(model: Model, view: View, mode: str = "auto", where: str = "view") ->
                 'use precision = "auto" or "float64"',
             )
         reason = "forced" if mode == "float32" else f"float32 agrees with float64 on {agree32:.1%} of the probe"
-        return Decision("float32", agree32, reason, agree32, None, k, _warn("float32", agree32))
+        decision = Decision("float32", agree32, reason, agree32, None, k, _warn("float32", agree32))
+        return decision, Probe("float32", idx, v32)
 
     nx, ny = px.copy(), py.copy()
     for _ in range(NUDGE_ULP):
@@ -162,7 +182,8 @@ def decide(model: Model, view: View, mode: str = "auto", where: str = "view") ->
         reason = f"neighbouring pixels are fewer than {F32_MIN_ULPS} float32 ulps apart"
     else:
         reason = f"float32 agrees with float64 on only {agree32:.1%} of the probe"
-    return Decision("float64", agree64, reason, agree32, agree64, k, _warn("float64", agree64))
+    decision = Decision("float64", agree64, reason, agree32, agree64, k, _warn("float64", agree64))
+    return decision, Probe("float64", idx, v64)
 
 
 def _warn(dtype: str, resolved: float) -> str | None:

@@ -83,22 +83,43 @@ class FrameResult:
 
 
 def compute_frame(scene: Scene, view: path.View, mode: str, decision: Decision | None = None,
-                  on_progress: Callable[[int], None] | None = None) -> FrameResult:
-    """Decide the precision (unless given) and train every pixel of one view."""
+                  on_progress: Callable[[int], None] | None = None,
+                  probe: precision.Probe | None = None) -> FrameResult:
+    """Decide the precision (unless given) and train every pixel of one view.
+
+    The precision probe's pixels are not trained twice: their values in the
+    chosen dtype go straight into the frame (``probe``, when the decision is
+    given, or the probe run here).
+    """
     t0 = time.perf_counter()
     where = f"{scene.path.name}:keyframe"
     if decision is None:
-        decision = precision.decide(scene.model, view, mode, where)
-    raw = train_view(scene.model, view, decision.dtype, on_progress)
+        decision, probe = precision.decide_and_probe(scene.model, view, mode, where)
+    raw = train_view(scene.model, view, decision.dtype, on_progress, probe)
     return FrameResult(raw, decision, time.perf_counter() - t0, view)
 
 
-def train_view(model, view: path.View, dtype: str, on_progress=None) -> np.ndarray:
-    """Every pixel of a view, trained in ``dtype``: (H, W) float64, row 0 = lowest y."""
+def train_view(model, view: path.View, dtype: str, on_progress=None,
+               known: precision.Probe | None = None) -> np.ndarray:
+    """Every pixel of a view, trained in ``dtype``: (H, W) float64, row 0 = lowest y.
+
+    ``known``: pixels already trained in ``dtype`` (the precision probe); they
+    are copied in, not trained again. The engine trains each pixel on its own,
+    so the frame has the same bits either way (tests check it).
+    """
     from . import engine
 
     hx, hy = path.pixel_hypers(model, view)
-    raw = engine.train(model, hx, hy, dtype, on_progress=on_progress)
+    raw = np.empty(hx.shape[0], dtype=np.float64)
+    todo = np.ones(hx.shape[0], dtype=bool)
+    if known is not None and known.dtype == dtype:
+        raw[known.indices] = known.values
+        todo[known.indices] = False
+        if on_progress is not None:
+            on_progress(int(known.indices.size) * model.steps)
+    rest = np.flatnonzero(todo)
+    if rest.size:
+        raw[rest] = engine.train(model, hx[rest], hy[rest], dtype, on_progress=on_progress)
     return raw.reshape(view.size[1], view.size[0])
 
 
@@ -165,8 +186,9 @@ def ensure_frame(plan: Plan, cache: Cache, k: int, force: bool, rep: Reporter) -
     vf = view.key_fields()
     dkey = decision_key(scene.model, vf, plan.mode)
     d = None if force else cache.get_decision(dkey)
+    probe = None
     if d is None:
-        decision = precision.decide(scene.model, view, plan.mode, f"{scene.path.name}:keyframe")
+        decision, probe = precision.decide_and_probe(scene.model, view, plan.mode, f"{scene.path.name}:keyframe")
         cache.put_decision(dkey, decision.to_json())
     else:
         decision = Decision.from_json(d)
@@ -177,7 +199,7 @@ def ensure_frame(plan: Plan, cache: Cache, k: int, force: bool, rep: Reporter) -
         if got is not None:
             return got[0], got[1], False
     rep.frame_start(k, decision)
-    res = compute_frame(scene, view, plan.mode, decision, on_progress=rep.pixel_steps)
+    res = compute_frame(scene, view, plan.mode, decision, on_progress=rep.pixel_steps, probe=probe)
     meta = {
         "time": str(path.frame_time(k, plan.fps)),
         "view": vf,
