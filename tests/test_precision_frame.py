@@ -44,9 +44,15 @@ def test_past_float64_is_an_error_naming_the_deepest_span():
     precision.check_representable(model, ok, hx, hy, "x")
 
 
-def test_forced_precision_is_honoured():
+def test_forced_precision_is_honoured(monkeypatch):
+    from zoomreel import engine
+
     view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (16, 16))
+    dtypes = []
+    real_train = engine.train
+    monkeypatch.setattr(engine, "train", lambda m, hx, hy, d, **kw: dtypes.append(d) or real_train(m, hx, hy, d, **kw))
     assert precision.decide(Model(steps=30), view, "float64").dtype == "float64"
+    assert dtypes == ["float64", "float64"]  # the probe and its nudged copy; no float32 run for a forced float64
     deep = path.View(BOUNDARY, Decimal("1e-9"), (16, 16))
     with pytest.raises(UserError):  # float32 cannot separate these pixels
         precision.decide(Model(steps=30), deep, "float32")

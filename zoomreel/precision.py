@@ -8,12 +8,16 @@ Two hard facts come first:
   rounding would visibly unevenly space the pixels.
 
 Then a probe: a fixed sample of the frame's pixels is trained in float32 and in
-float64 (a forced float64 skips the float32 probe). If the two agree on the converged/diverged class for at least
-``F32_MIN_AGREEMENT`` of the sample, the frame is rendered in float32, and that
-agreement is its "resolved %". Otherwise float64 is used, and its resolved %
-is the agreement between float64 and float64 with every hyperparameter nudged
-up by ``NUDGE_ULP`` ulp: pixels that flip under such a nudge are undetermined
-at float64 itself. Below ``F64_WARN`` a warning says how much is undetermined.
+float64 (a forced float64 skips the float32 probe). If the two agree on the
+converged/diverged class for at least ``F32_MIN_AGREEMENT`` of the sample, the
+frame is rendered in float32, and that agreement is its "resolved %".
+Otherwise float64 is used, and its resolved % is the agreement between float64
+and float64 with every hyperparameter nudged up by ``NUDGE_ULP`` ulp: pixels
+that flip under such a nudge are undetermined at float64 itself. Below
+``F64_WARN`` a warning says how much is undetermined.
+
+The probe's values in the chosen dtype come back with the decision
+(:func:`decide_and_probe`), so the frame does not train those pixels again.
 The thresholds are calibrated in docs/precision.md.
 """
 
