@@ -54,8 +54,10 @@ def test_forced_precision_is_honoured(monkeypatch):
     assert precision.decide(Model(steps=30), view, "float64").dtype == "float64"
     assert dtypes == ["float64", "float64"]  # the probe and its nudged copy; no float32 run for a forced float64
     deep = path.View(BOUNDARY, Decimal("1e-9"), (16, 16))
+    dtypes.clear()
     with pytest.raises(UserError):  # float32 cannot separate these pixels
         precision.decide(Model(steps=30), deep, "float32")
+    assert dtypes == []  # refused before training anything
 
 
 @pytest.mark.parametrize("span, dtype", [("3", "float32"), ("1e-4", "float64")])

@@ -154,6 +154,12 @@ def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = 
     k = idx.size
     f32_ok = _distinct(hx_axis, np.float32) and _distinct(hy_axis, np.float32)
     f32_even = f32_ok and _f32_spaced(hx_axis) and _f32_spaced(hy_axis)
+    if mode == "float32" and not f32_ok:  # before any training: the user waits for nothing
+        raise UserError(
+            f"float32 cannot tell neighbouring pixels apart at span {float(view.span):.3g}",
+            where,
+            'use precision = "auto" or "float64"',
+        )
 
     v64 = engine.train(model, px, py, "float64")
     agree32 = None
@@ -163,12 +169,6 @@ def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = 
 
     want32 = mode == "float32" or (mode == "auto" and agree32 is not None and agree32 >= F32_MIN_AGREEMENT)
     if want32:
-        if not f32_ok:
-            raise UserError(
-                f"float32 cannot tell neighbouring pixels apart at span {float(view.span):.3g}",
-                where,
-                'use precision = "auto" or "float64"',
-            )
         reason = "forced" if mode == "float32" else f"float32 agrees with float64 on {agree32:.1%} of the probe"
         decision = Decision("float32", agree32, reason, agree32, None, k, _warn("float32", agree32))
         return decision, Probe("float32", idx, v32)
