@@ -391,6 +391,7 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, st
             idx = dr.idx[t : t + seg]
         B = min(B0, max(8, 1 << (int(alive.size) - 1).bit_length()))
         fn = _segment_fn(model, dtype_name, B, seg, 0)
+        idx_dev = {d: None if idx is None else jax.device_put(idx, d) for d in devices}
         dead_all = np.zeros(alive.size, dtype=bool)
         # Dispatch every chunk first (JAX runs them asynchronously, spread over
         # the devices), then collect.
@@ -401,9 +402,14 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, st
             if m < B:  # pad with copies of the first pixel; results dropped
                 ids = np.concatenate([ids, np.full(B - m, ids[0])])
             dev = devices[n_chunk % len(devices)]
+            # NumPy arrays go into the call as they are: the jitted function
+            # moves them to its default device in C++, which costs the host
+            # less than half of a jax.device_put per array (main-thread CPU for
+            # a 128x128 float64 frame: 0.5 s against 1.3 s).
             args = [s[ids] for s in state] + [a_all[ids], b_all[ids]]
-            args = [jax.device_put(v, dev) for v in args] + [consts[dev][0], consts[dev][1], idx if idx is None else jax.device_put(idx, dev)]
-            pending.append((c0, ids, m, fn(*args)))
+            args += [consts[dev][0], consts[dev][1], idx_dev[dev]]
+            with jax.default_device(dev):
+                pending.append((c0, ids, m, fn(*args)))
         for c0, ids, m, res in pending:
             res = [np.asarray(r) for r in res]
             for s, r in zip(state, res[:-2]):

@@ -36,7 +36,10 @@ F32_MIN_AGREEMENT = 0.99
 F64_WARN = 0.90
 NUDGE_ULP = 4
 F32_MIN_ULPS = 4  # auto uses float32 only where neighbouring pixels are this many ulps apart
-PROBE_MIN, PROBE_MAX, PROBE_FRACTION = 256, 1024, 1 / 16
+# The probe: 1/64 of the frame, at least 256 pixels (the size docs/precision.md
+# calibrated the thresholds with) and at most 1024, so that its extra runs cost
+# a few percent of any frame of 16384 pixels or more.
+PROBE_MIN, PROBE_MAX, PROBE_FRACTION = 256, 1024, 1 / 64
 PROBE_SEED = 20240209
 
 
