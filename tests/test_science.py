@@ -69,6 +69,31 @@ def test_gradient_matches_autodiff():
     np.testing.assert_allclose(got[0], ref.measure(losses), rtol=1e-12)
 
 
+def test_float64_tanh_is_tanh():
+    """The engine's own float64 tanh: within a few ulp of NumPy's, exact at the edges."""
+    import jax
+    import jax.numpy as jnp
+
+    f = jax.jit(engine.tanh64)
+    rng = np.random.default_rng(7)
+    # every scale from tiny (tanh u = u) through saturation; XLA's CPU code
+    # flushes subnormals, so the sweep stops at 1e-300
+    u = np.concatenate([rng.standard_normal(20_000) * 10.0**e for e in range(-300, 3, 3)]
+                       + [rng.uniform(-25.0, 25.0, 200_000)])
+    got, want = np.asarray(f(u)), np.tanh(u)
+    ulp = np.abs(got - want) / np.spacing(np.abs(want))
+    assert ulp.max() <= 8, ulp.max()  # measured 7, near saturation (|u| ~ 10 to 18)
+    assert np.median(ulp) == 0
+    assert np.array_equal(got, -np.asarray(f(-u)))  # odd
+    special = np.asarray(f(np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 20.0, -1e300])))
+    assert special[0] == 0 and not np.signbit(special[0]) and np.signbit(special[1])
+    assert list(special[2:4]) == [1.0, -1.0] and np.isnan(special[4])  # NaN stays NaN: retires the pixel
+    assert list(special[5:]) == [1.0, -1.0]
+    # on the CPU it is the bits jnp.tanh gives, so frames kept their values
+    if jax.devices()[0].platform == "cpu":
+        assert np.array_equal(got.view(np.int64), np.asarray(jax.jit(jnp.tanh)(u)).view(np.int64))
+
+
 def test_reference_draws_are_pinned():
     """Seed 0 gives the reference's first numbers (JAX threefry, 64-bit draws)."""
     d = engine.draws(Model())
