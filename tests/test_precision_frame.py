@@ -59,6 +59,7 @@ def test_forced_precision_is_honoured(monkeypatch):
         precision.decide(Model(steps=30), deep, "float32")
     assert dtypes == []  # refused before training anything
 
+
 @pytest.mark.parametrize("size, k", [((16, 16), 256), ((48, 48), 256), ((64, 64), 256), ((128, 128), 256),
                                      ((256, 256), 1024), ((480, 270), 1024), ((1920, 1080), 1024)])
 def test_probe_is_never_smaller_than_calibrated_and_a_small_share_of_big_frames(size, k):
@@ -70,7 +71,6 @@ def test_probe_is_never_smaller_than_calibrated_and_a_small_share_of_big_frames(
     assert np.unique(idx).size == k and idx.min() >= 0 and idx.max() < npix
     if npix >= 128 * 128:
         assert k <= npix / 64
-
 
 
 @pytest.mark.parametrize("span, dtype", [("3", "float32"), ("1e-4", "float64")])
