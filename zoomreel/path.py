@@ -56,7 +56,7 @@ def view_at(scene: Scene, t: Decimal, size: tuple[int, int] | None = None) -> Vi
     if t < 0 or t > kfs[-1].time:
         raise UserError(
             f"time {t} is outside the path",
-            f"{scene.path.name}:keyframe",
+            scene.keyframes_where,
             f"use a time from 0 to {kfs[-1].time}",
         )
     with localcontext(prec=PREC):

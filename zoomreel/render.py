@@ -92,9 +92,8 @@ def compute_frame(scene: Scene, view: path.View, mode: str, decision: Decision |
     given, or the probe run here).
     """
     t0 = time.perf_counter()
-    where = f"{scene.path.name}:keyframe"
     if decision is None:
-        decision, probe = precision.decide_and_probe(scene.model, view, mode, where)
+        decision, probe = precision.decide_and_probe(scene.model, view, mode, scene.keyframes_where)
     raw = train_view(scene.model, view, decision.dtype, on_progress, probe)
     return FrameResult(raw, decision, time.perf_counter() - t0, view)
 
@@ -188,7 +187,7 @@ def ensure_frame(plan: Plan, cache: Cache, k: int, force: bool, rep: Reporter) -
     d = None if force else cache.get_decision(dkey)
     probe = None
     if d is None:
-        decision, probe = precision.decide_and_probe(scene.model, view, plan.mode, f"{scene.path.name}:keyframe")
+        decision, probe = precision.decide_and_probe(scene.model, view, plan.mode, scene.keyframes_where)
         cache.put_decision(dkey, decision.to_json())
     else:
         decision = Decision.from_json(d)

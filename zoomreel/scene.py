@@ -56,6 +56,11 @@ class Scene:
     def duration(self) -> Decimal:
         return self.keyframes[-1].time
 
+    @property
+    def keyframes_where(self) -> str:
+        """Where an error about the zoom path points: ``<file>:keyframe``."""
+        return f"{self.path.name}:keyframe"
+
     def with_video(self, **changes) -> "Scene":
         return replace(self, video=replace(self.video, **changes))
 
