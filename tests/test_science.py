@@ -94,6 +94,42 @@ def test_float64_tanh_is_tanh():
         assert np.array_equal(got.view(np.int64), np.asarray(jax.jit(jnp.tanh)(u)).view(np.int64))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["tanh", "minibatch"])
+def test_every_product_asks_for_full_precision(name, dtype):
+    """No product may run in TF32 or bfloat16, which JAX's default allows on a GPU or TPU.
+
+    The CPU computes every product in full precision whatever is asked, so the
+    request itself is what is checked: each dot of the jitted segment, scan
+    body included, carries Precision.HIGHEST for both operands.
+    """
+    import jax
+
+    model = CONDITIONS[name]
+    B, seg = 8, 3
+    d, dt = engine.draws(model), engine.DTYPES[dtype]
+    fn = engine._build_network_segment(model, dt, B, seg)
+    state = engine._initial_state(model, d, np.zeros(B), dt)
+    lr = np.ones(B, dt)
+    idx = None if d.idx is None else d.idx[:seg]
+    jaxpr = jax.make_jaxpr(fn)(*state, lr, lr, d.x.astype(dt), d.y.astype(dt), idx)
+
+    def dots(jx):
+        for eqn in jx.eqns:
+            if eqn.primitive.name == "dot_general":
+                yield eqn
+            for v in eqn.params.values():
+                for sub in (v if isinstance(v, (list, tuple)) else [v]):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        yield from dots(inner)
+
+    found = list(dots(jaxpr.jaxpr))
+    assert len(found) >= 4, len(found)  # forward, output, and the two gradient products
+    for eqn in found:
+        assert eqn.params["precision"] == (jax.lax.Precision.HIGHEST,) * 2, eqn
+
+
 def test_reference_draws_are_pinned():
     """Seed 0 gives the reference's first numbers (JAX threefry, 64-bit draws)."""
     d = engine.draws(Model())

@@ -234,6 +234,14 @@ def _phi(nonlinearity: str, z):
     return z, jnp.ones_like(z)
 
 
+# Every product in the step asks for true float32 (or float64) arithmetic. JAX's
+# default lets a GPU compute float32 products in TF32 (10-bit mantissa) and a
+# TPU in bfloat16; the precision rule (docs/precision.md) is calibrated for true
+# float32, so a frame must not get less on an accelerator. The CPU always
+# computes in full precision, so there the setting changes no value.
+FULL = lax.Precision.HIGHEST
+
+
 def _build_network_segment(model: Model, dtype, B: int, seg: int) -> Callable:
     n = model.width
     nl = model.nonlinearity
@@ -244,10 +252,10 @@ def _build_network_segment(model: Model, dtype, B: int, seg: int) -> Callable:
     def step(xt, y, lr0c, lr1, carry, idx_t):
         # "pixel-rows" layout: every array is (pixel*unit, point), points minor
         w0r, w1 = carry  # (B*n, n) rows = W0_b[:, j], (B, n)
-        z = w0r @ xt  # (B*n, P)
+        z = jnp.matmul(w0r, xt, precision=FULL)  # (B*n, P)
         h, dphi = _phi(nl, z)
         h3 = h.reshape(B, n, h.shape[1])
-        out = jnp.einsum("bjp,bj->bp", h3, w1) * (1.0 / n)
+        out = jnp.einsum("bjp,bj->bp", h3, w1, precision=FULL) * (1.0 / n)
         r = out - y  # (B, P)
         loss = jnp.mean(r * r, axis=1)
         if mb is None:
@@ -259,9 +267,9 @@ def _build_network_segment(model: Model, dtype, B: int, seg: int) -> Callable:
             rg = r[:, idx_t]
             rows = mb
         g = rg * (2.0 / rows)  # (B, R)
-        dw1 = jnp.einsum("bjp,bp->bj", hg, g) * (1.0 / n)
+        dw1 = jnp.einsum("bjp,bp->bj", hg, g, precision=FULL) * (1.0 / n)
         dz = (g[:, None, :] * w1[:, :, None] * (1.0 / n)).reshape(B * n, rows) * dg
-        dw0r = dz @ xg.T  # (B*n, n)
+        dw0r = jnp.matmul(dz, xg.T, precision=FULL)  # (B*n, n)
         return (w0r - lr0c[:, None] * dw0r, w1 - lr1[:, None] * dw1), loss
 
     def segment(w0, w1, a, b, x, y, idx):

@@ -13,7 +13,9 @@ PLANES = ("lr-lr", "init-lr")
 KINDS = ("network", "mandelbrot")
 
 # Bump when anything changes the pixels the engine produces (part of cache keys).
-ENGINE_VERSION = "1"
+# "2": products forced to full float32 precision; frames made on a GPU under
+# version "1" may have been computed with TF32 products (CPU frames are equal).
+ENGINE_VERSION = "2"
 
 
 @dataclass(frozen=True)
