@@ -133,6 +133,7 @@ def test_compiled_programs_are_kept_between_runs_and_give_the_same_bits(tmp_path
     first = frame(tmp_path / "a.npy", ZOOMREEL_JAX_CACHE=str(cache))
     kept = sorted(cache.iterdir())
     assert kept, "the first run kept no compiled program"
+    assert len(list((cache / "draws").iterdir())) == 1  # and the model's draws, read by the next run
     second = frame(tmp_path / "b.npy", ZOOMREEL_JAX_CACHE=str(cache))
     assert second == first  # programs loaded from the cache compute the same bits
     assert sorted(cache.iterdir()) == kept  # the second run compiled nothing new

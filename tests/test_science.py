@@ -140,6 +140,34 @@ def test_reference_draws_are_pinned():
     assert Model(dataset="single").n_points == 1
 
 
+def test_draws_kept_on_disk_are_the_draws(tmp_path, monkeypatch):
+    """Draws read back from the cache folder are the bits JAX draws; a damaged file is drawn again."""
+    import jax
+
+    args = (16, 272, 0, 40, 16)  # a minibatch model: its indices are kept too
+    with jax.threefry_partitionable(True):
+        monkeypatch.setattr(engine, "_cache", None)
+        fresh = engine._draw(*args)
+        monkeypatch.setattr(engine, "_cache", str(tmp_path))
+        first = engine._draw(*args)  # drawn, and written
+        (kept,) = (tmp_path / "draws").iterdir()
+        real = engine._draw_jit
+
+        def no_drawing(*a):
+            raise AssertionError("drew again instead of reading the kept draws")
+
+        monkeypatch.setattr(engine, "_draw_jit", no_drawing)
+        again = engine._draw(*args)  # read back
+        monkeypatch.setattr(engine, "_draw_jit", real)
+        kept.write_bytes(kept.read_bytes()[:300])  # damaged: cut short
+        mended = engine._draw(*args)
+    for got in (first, again, mended):
+        for a, b in zip(fresh, got):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert [p.name for p in (tmp_path / "draws").iterdir()] == [kept.name]  # replaced, no temp left
+    assert np.load(kept)["idx"].shape == (40, 16)
+
+
 def test_standard_view_phases():
     """Paper: at the standard view, low output lr converges and high output lr diverges."""
     model = Model(steps=60)

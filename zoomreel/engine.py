@@ -1,8 +1,8 @@
 """The engine: per-pixel hyperparameters in, raw per-pixel measure out.
 
 Each pixel is one full training run. JAX trains many pixels at once; the engine
-writes no frames (the one thing it keeps on disk is JAX's compiled programs,
-see :func:`compile_cache_dir`).
+writes no frames (what it keeps on disk is JAX's compiled programs and the
+models' random draws, see :func:`compile_cache_dir`).
 
 Layout. A chunk of B pixels keeps its input-layer weights "pixel-major" as one
 (n, B*n) matrix, so that the forward product X @ W0 and the backward product
@@ -34,8 +34,11 @@ touching the scheduler.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -52,7 +55,8 @@ def compile_cache_dir() -> str | None:
     Compiling the engine's programs (both dtypes for the precision probe, a few
     chunk sizes as pixels retire) takes several seconds, more than a small
     frame's training; kept on disk, the next run loads them instead. Programs
-    loaded from the cache compute the same bits (the tests check it).
+    loaded from the cache compute the same bits (the tests check it). The
+    folder's ``draws/`` keeps each model's reference draws (see ``_draw``).
 
     ``ZOOMREEL_JAX_CACHE``: a folder, or ``off``. Unset: the user's cache
     folder (``$XDG_CACHE_HOME`` or ``~/.cache``), ``zoomreel/jax``. A cache
@@ -107,6 +111,56 @@ def _draws_cached(width: int, points: int, seed: int, steps: int, batch: int | N
 
 
 def _draw(width, points, seed, steps, batch):
+    # Drawing takes JAX about 0.3 s per process (tracing and loading the random
+    # program; as a dozen eager ops it took 0.57 s), a noticeable share of a
+    # small `zoomreel frame`. The draws are a few kB, so they are kept beside
+    # the compiled programs and read back (same bits; a file that cannot be
+    # read is drawn again and replaced).
+    where = _draws_file(width, points, seed, steps, batch)
+    if where is not None:
+        try:
+            with np.load(where, allow_pickle=False) as f:
+                got = tuple(f[k] for k in ("w0", "w1", "x", "y"))
+                idx = f["idx"] if batch is not None else None
+            if got[0].shape == (width, width) and got[2].shape == (points, width):
+                return got + (idx,)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # drawn again below, and the file replaced
+    arrays = _draw_jit(width, points, steps, batch, seed)
+    out = tuple(np.asarray(a) for a in arrays[:4])
+    idx = None if batch is None else np.asarray(arrays[4], dtype=np.int32)
+    if where is not None:
+        _save_draws(where, out, idx)
+    return out + (idx,)
+
+
+def _draws_file(width, points, seed, steps, batch) -> str | None:
+    if not _cache:
+        return None
+    # The JAX version is part of the name: JAX does not promise the same random
+    # numbers across versions, and these must be what this JAX draws.
+    key = f"draws {width} {points} {seed} {steps} {batch} threefry-partitionable jax {jax.__version__}"
+    return os.path.join(_cache, "draws", hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
+
+
+def _save_draws(where: str, out, idx) -> None:
+    arrays = dict(zip(("w0", "w1", "x", "y"), out))
+    if idx is not None:
+        arrays["idx"] = idx
+    tmp = None
+    try:
+        os.makedirs(os.path.dirname(where), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(where), suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, where)  # whole file or none, even if killed
+    except OSError:  # a cache that cannot be written is skipped
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _draw_jit(width, points, steps, batch, seed):
     key = jax.random.PRNGKey(seed)
     key, sub = jax.random.split(key)
     k0, k1 = jax.random.split(sub, 2)
@@ -116,12 +170,10 @@ def _draw(width, points, seed, steps, batch):
     x = jax.random.normal(sub, (points, width), dtype=jnp.float64)
     key, sub = jax.random.split(key)
     y = jax.random.normal(sub, (points, 1), dtype=jnp.float64)
-    idx = None
-    if batch is not None:
-        key, sub = jax.random.split(key)
-        idx = np.asarray(jax.random.randint(sub, (steps, batch), 0, points), dtype=np.int32)
-    out = tuple(np.asarray(a) for a in (w0, w1, x, y))
-    return out + (idx,)
+    if batch is None:
+        return w0, w1, x, y
+    key, sub = jax.random.split(key)
+    return w0, w1, x, y, jax.random.randint(sub, (steps, batch), 0, points)
 
 
 @dataclass(frozen=True)
