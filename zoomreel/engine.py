@@ -122,7 +122,9 @@ def _draw(width, points, seed, steps, batch):
             with np.load(where, allow_pickle=False) as f:
                 got = tuple(f[k] for k in ("w0", "w1", "x", "y"))
                 idx = f["idx"] if batch is not None else None
-            if got[0].shape == (width, width) and got[2].shape == (points, width):
+            if (got[0].shape, got[2].shape, None if idx is None else idx.shape) == (
+                (width, width), (points, width), None if batch is None else (steps, batch)
+            ):
                 return got + (idx,)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # drawn again below, and the file replaced
