@@ -277,6 +277,31 @@ def tanh64(u):
     return num / jnp.where(one, 1.0, _horner(TANH64_Q, y))
 
 
+def sum_last(a, lanes: int = 16):
+    """Sum over the last axis in one fixed order, whatever the other axes' sizes.
+
+    A reduction op leaves its order to the compiler, and XLA's CPU backend
+    sums a (B, P) array's rows in another order for B < 16 than for larger B,
+    so a pixel's loss depended on how many pixels shared its chunk. Here the
+    order is spelt out: the axis, zero-padded to a multiple of ``lanes``, is
+    cut into rows of ``lanes`` values that are added one row after another
+    (element-wise adds, which vectorise), then the lanes are added pairwise.
+    Adding the padding's zeros is exact.
+    """
+    size = a.shape[-1]
+    rows = -(-size // lanes)
+    if rows * lanes != size:
+        a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, rows * lanes - size)])
+    a = a.reshape(a.shape[:-1] + (rows, lanes))
+    acc = a[..., 0, :]
+    for k in range(1, rows):
+        acc = acc + a[..., k, :]
+    while acc.shape[-1] > 1:
+        half = acc.shape[-1] // 2
+        acc = acc[..., :half] + acc[..., half:]
+    return acc[..., 0]
+
+
 def _phi(nonlinearity: str, z):
     if nonlinearity == "tanh":
         u = math.sqrt(2.0) * z
@@ -311,7 +336,7 @@ def _build_network_segment(model: Model, dtype, B: int, seg: int) -> Callable:
         h3 = h.reshape(B, n, h.shape[1])
         out = jnp.einsum("bjp,bj->bp", h3, w1, precision=FULL) * (1.0 / n)
         r = out - y  # (B, P)
-        loss = jnp.mean(r * r, axis=1)
+        loss = sum_last(r * r) / points
         if mb is None:
             xg, hg, dg, rg, rows = xt, h3, dphi, r, points
         else:

@@ -15,7 +15,9 @@ KINDS = ("network", "mandelbrot")
 # Bump when anything changes the pixels the engine produces (part of cache keys).
 # "2": products forced to full float32 precision; frames made on a GPU under
 # version "1" may have been computed with TF32 products (CPU frames are equal).
-ENGINE_VERSION = "2"
+# "3": the loss summed in one fixed order (engine.sum_last), so that a pixel's
+# value no longer depends on its chunk's size; values move by rounding only.
+ENGINE_VERSION = "3"
 
 
 @dataclass(frozen=True)
