@@ -46,10 +46,10 @@ def main():
     B = a.chunk or engine.default_chunk(model, a.dtype)
     d = engine.DTYPES[a.dtype]
     dr = engine.draws(model)
-    fn = engine._segment_fn(model, a.dtype, B, SEG, 0)
+    fn = engine._segment_fn(model, a.dtype, B, SEG)
     state = engine._initial_state(model, dr, np.zeros(B), d)
     lr = np.full(B, a.lr, d)
-    args = [jax.device_put(v) for v in (*state, lr, lr, dr.x.astype(d), dr.y.astype(d))] + [None]
+    args = [jax.device_put(v) for v in (*state, lr, lr, dr.x.astype(d), dr.y.astype(d))] + [None, np.full(B, np.nan, d)]
     jax.block_until_ready(fn(*args))  # compile
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp):

@@ -108,11 +108,10 @@ def test_every_product_asks_for_full_precision(name, dtype):
     model = CONDITIONS[name]
     B, seg = 8, 3
     d, dt = engine.draws(model), engine.DTYPES[dtype]
-    fn = engine._build_network_segment(model, dt, B, seg)
     state = engine._initial_state(model, d, np.zeros(B), dt)
     lr = np.ones(B, dt)
     idx = None if d.idx is None else d.idx[:seg]
-    jaxpr = jax.make_jaxpr(fn)(*state, lr, lr, d.x.astype(dt), d.y.astype(dt), idx)
+    args = (*state, lr, lr, d.x.astype(dt), d.y.astype(dt), idx, np.full(B, np.nan, dt))
 
     def dots(jx):
         for eqn in jx.eqns:
@@ -124,10 +123,12 @@ def test_every_product_asks_for_full_precision(name, dtype):
                     if hasattr(inner, "eqns"):
                         yield from dots(inner)
 
-    found = list(dots(jaxpr.jaxpr))
-    assert len(found) >= 4, len(found)  # forward, output, and the two gradient products
-    for eqn in found:
-        assert eqn.params["precision"] == (jax.lax.Precision.HIGHEST,) * 2, eqn
+    for stop in (False, True):  # both forms of the segment: fixed steps, and stopping early
+        fn = engine._build_network_segment(model, dt, B, seg, stop)
+        found = list(dots(jax.make_jaxpr(fn)(*args).jaxpr))
+        assert len(found) >= 4, len(found)  # forward, output, and the two gradient products
+        for eqn in found:
+            assert eqn.params["precision"] == (jax.lax.Precision.HIGHEST,) * 2, eqn
 
 
 def test_reference_draws_are_pinned():
@@ -222,6 +223,34 @@ def test_a_pixel_is_the_same_in_any_chunk(name, dtype):
     values = [engine.train(model, HX, HY, dtype, chunk=c, early_exit=False) for c in (8, 64)]
     for other in values[1:]:
         np.testing.assert_array_equal(values[0], other)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_chunk_of_blown_up_pixels_stops_inside_its_segment(dtype):
+    """A chunk whose every loss is past RETIRE_V or NaN stops at once, values unchanged.
+
+    Sixteen pixels with large learning rates blow up within a few steps: they
+    train fewer steps than one segment. With one converging pixel among them the
+    chunk must run on (that pixel needs every step), and the others retire at
+    the segment's end as before.
+    """
+    model = Model(steps=80)
+    big = 10.0 ** np.linspace(4, 5, 16)
+    st = {}
+    a = engine.train(model, big, big[::-1].copy(), dtype, chunk=16, stats=st)
+    b = engine.train(model, big, big[::-1].copy(), dtype, chunk=16, early_exit=False)
+    assert (a > 0).all()
+    assert st["computed"] < 16 * engine.SEGMENT_STEPS, st
+    np.testing.assert_array_equal(a, b)
+
+    mixed_x, mixed_y = big.copy(), big[::-1].copy()
+    mixed_x[5], mixed_y[5] = 1.0, 1e-2  # converges
+    st = {}
+    a = engine.train(model, mixed_x, mixed_y, dtype, chunk=16, stats=st)
+    b = engine.train(model, mixed_x, mixed_y, dtype, chunk=16, early_exit=False)
+    assert a[5] < 0 and (np.delete(a, 5) > 0).all()
+    assert st["computed"] == 16 * engine.SEGMENT_STEPS + (80 - engine.SEGMENT_STEPS), st
+    np.testing.assert_array_equal(a, b)
 
 
 def test_same_input_same_bits():
