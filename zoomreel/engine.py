@@ -369,28 +369,24 @@ def _build_network_segment(model: Model, dtype, B: int, seg: int, stop: bool) ->
         lr0c = jnp.repeat(lr0, n)
         w0r = jnp.transpose(w0, (0, 2, 1)).reshape(B * n, n)
         body = functools.partial(step, xt, y[:, 0][None, :], lr0c, lr1)
-        if not stop:
-            (w0r, w1), losses = lax.scan(body, (w0r, w1), idx, length=seg)
-            ran = seg
-        else:
-            # The whole chunk stops once the loss of every pixel in it is past
-            # RETIRE_V or NaN; the scheduler then retires them all (`ran` <
-            # seg), and the steps not run stay NaN in the record, read as the
-            # cap (see the module docstring).
-            def more(c):
-                return (c[0] < seg) & ~c[-1]
+        # With `stop`, the whole chunk stops once the loss of every pixel in it
+        # is past RETIRE_V or NaN; the scheduler then retires them all (`ran` <
+        # seg), and the steps not run stay NaN in the record, read as the cap
+        # (see the module docstring). Without it, every step runs.
+        def more(c):
+            return (c[0] < seg) & ~c[-1]
 
-            def one_step(c):
-                t, w0r, w1, losses, l0, _ = c
-                idx_t = None if idx is None else idx[t]
-                (w0r, w1), loss = body((w0r, w1), idx_t)
-                losses = lax.dynamic_update_index_in_dim(losses, loss, t, 0)
-                l0 = jnp.where(jnp.isnan(l0), loss, l0)
-                gone = jnp.all(~(loss / l0 <= RETIRE_V))
-                return t + 1, w0r, w1, losses, l0, gone
+        def one_step(c):
+            t, w0r, w1, losses, l0, _ = c
+            idx_t = None if idx is None else idx[t]
+            (w0r, w1), loss = body((w0r, w1), idx_t)
+            losses = lax.dynamic_update_index_in_dim(losses, loss, t, 0)
+            l0 = jnp.where(jnp.isnan(l0), loss, l0)
+            gone = jnp.all(~(loss / l0 <= RETIRE_V)) if stop else jnp.asarray(False)
+            return t + 1, w0r, w1, losses, l0, gone
 
-            start = (0, w0r, w1, jnp.full((seg, B), jnp.nan, dtype), l0, jnp.asarray(False))
-            ran, w0r, w1, losses, _, _ = lax.while_loop(more, one_step, start)
+        start = (0, w0r, w1, jnp.full((seg, B), jnp.nan, dtype), l0, jnp.asarray(False))
+        ran, w0r, w1, losses, _, _ = lax.while_loop(more, one_step, start)
         w0 = jnp.transpose(w0r.reshape(B, n, n), (0, 2, 1))
         dead = jnp.isnan(w0).any(axis=(1, 2)) | jnp.isnan(w1).any(axis=1)
         return w0, w1, losses, dead, ran
