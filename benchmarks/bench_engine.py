@@ -156,7 +156,12 @@ def main():
         line += f"), ratio {b / e:.2f}, class agreement {agree:.2%}, seconds baseline {b:.2f} zoomreel {e:.2f}"
         print(line, flush=True)
         if tf:
-            same = np.array_equal(fr.raw.ravel(), ve)
+            fv = fr.raw.ravel()
+            same = np.array_equal(fv, ve)
+            if not same:
+                differ = int(np.sum(fv != ve))
+                flips = int(np.sum((fv < 0) != (ve < 0)))
+                same = f"False ({differ} pixels differ, {flips} change class)"
             print(
                 f"{dtype} frame: `zoomreel frame --precision {dtype}` trains in {min(tf):.2f} s "
                 f"(precision probe of {fr.decision.probe_pixels} px included), {work / min(tf):.3g} px-steps/s, "

@@ -9,7 +9,10 @@ each against a baseline measured in the same run:
 - chunk sizes against the default chunk of that dtype.
 
     python benchmarks/engine_options.py [--size 96] [--steps 200] [--dtype float64]
-        [--center 1.5,1.5] [--span 9] [--chunks 32,64,128] [--repeats 2]
+        [--center 1.5,1.5] [--span 9] [--chunks 32,64,128] [--group 16384] [--repeats 2]
+
+--group is the engine's pixels per group (see engine.train): every chunk of a
+group is dispatched before the first is collected.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def main():
     ap.add_argument("--span", default="9")
     ap.add_argument("--chunks", default="")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--group", type=int, default=None)
     a = ap.parse_args()
     model = Model(steps=a.steps)
     cx, cy = (Decimal(v) for v in a.center.split(","))
@@ -52,11 +56,12 @@ def main():
     work = hx.size * a.steps
     print(f"machine: {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()}; jax {engine.jax.__version__}")
     print(f"view centre ({cx}, {cy}) span {a.span}, {a.size}x{a.size}, {a.steps} steps, {a.dtype}")
+    kw = {} if a.group is None else {"group": a.group}
     engine.train(model, hx[:256], hy[:256], a.dtype)  # compile
 
     st = {}
-    t_on, on = best_time(lambda: engine.train(model, hx, hy, a.dtype, stats=st), a.repeats)
-    t_off, off = best_time(lambda: engine.train(model, hx, hy, a.dtype, early_exit=False), a.repeats)
+    t_on, on = best_time(lambda: engine.train(model, hx, hy, a.dtype, stats=st, **kw), a.repeats)
+    t_off, off = best_time(lambda: engine.train(model, hx, hy, a.dtype, early_exit=False, **kw), a.repeats)
     trained = st["computed"] / a.repeats / work
     retired = st.get("retired_by_loss", 0) // a.repeats
     differ = int(np.sum(on != off))
@@ -68,10 +73,10 @@ def main():
 
     if a.chunks:
         default = engine.default_chunk(model, a.dtype)
-        t_def, _ = best_time(lambda: engine.train(model, hx, hy, a.dtype, chunk=default), a.repeats)
+        t_def, _ = best_time(lambda: engine.train(model, hx, hy, a.dtype, chunk=default, **kw), a.repeats)
         for c in (int(v) for v in a.chunks.split(",")):
             engine.train(model, hx[:256], hy[:256], a.dtype, chunk=c)  # compile
-            t_c, _ = best_time(lambda: engine.train(model, hx, hy, a.dtype, chunk=c), a.repeats)
+            t_c, _ = best_time(lambda: engine.train(model, hx, hy, a.dtype, chunk=c, **kw), a.repeats)
             print(f"chunk {c}: {t_c:.2f} s, {work / t_c:.3g} px-steps/s, ratio to default chunk {default} ({t_def:.2f} s): {t_def / t_c:.2f}")
 
 

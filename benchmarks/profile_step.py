@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import glob
-import gzip
-import json
 import os
 import platform
 import re
-import tempfile
+import sys
 
 # One device on one core, and XLA's per-op trace events: before JAX starts.
 _flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "", os.environ.get("XLA_FLAGS", ""))
@@ -26,12 +23,13 @@ os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=1 -
 if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-import numpy as np  # noqa: E402
-
 import jax  # noqa: E402
 
 from zoomreel import engine  # noqa: E402
 from zoomreel.model import Model  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from step_throughput import chunk_args, trace_events  # noqa: E402
 
 SEG, CALLS = 25, 10
 
@@ -44,20 +42,8 @@ def main():
     a = ap.parse_args()
     model = Model(steps=200)
     B = a.chunk or engine.default_chunk(model, a.dtype)
-    d = engine.DTYPES[a.dtype]
-    dr = engine.draws(model)
     fn = engine._segment_fn(model, a.dtype, B, SEG)
-    state = engine._initial_state(model, dr, np.zeros(B), d)
-    lr = np.full(B, a.lr, d)
-    args = [jax.device_put(v) for v in (*state, lr, lr, dr.x.astype(d), dr.y.astype(d))] + [None, np.full(B, np.nan, d)]
-    jax.block_until_ready(fn(*args))  # compile
-    with tempfile.TemporaryDirectory() as tmp:
-        with jax.profiler.trace(tmp):
-            for _ in range(CALLS):
-                out = fn(*args)
-            jax.block_until_ready(out)
-        trace = glob.glob(os.path.join(tmp, "**", "*.trace.json.gz"), recursive=True)[0]
-        events = json.load(gzip.open(trace))["traceEvents"]
+    events = trace_events(fn, chunk_args(model, a.dtype, B, a.lr), CALLS)
     per = CALLS * SEG * B
     ops = collections.Counter()
     total = 0.0

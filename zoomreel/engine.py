@@ -28,12 +28,21 @@ longer finite), and all its pixels are retired: the same rule, applied at
 that step instead of at the segment's end. At the standard view this trains
 about 4 % fewer pixel-steps (docs/benchmarks.md).
 
-The retired pixel's remaining loss record is filled with NaN. The loss record
-is reduced to the measure in NumPy float64, in the same order whether or not
-pixels were retired.
+A retired pixel's remaining steps count as the cap, as its NaN losses would.
+The measure is summed in NumPy float64 as each chunk's losses arrive
+(:class:`NetworkMeasure`), step after step, in the same order whether or not
+pixels were retired, and equal bit for bit to :func:`network_measure` of the
+whole loss record, which is never held.
+
+Devices. The pixels of a group are dealt to the devices (one per CPU core, or
+the GPU) in chunk-sized blocks, and each pixel's state stays on its device
+from the first step to the last: the host sends nothing per segment and reads
+back only each chunk's losses. Retired pixels are packed out of a device's
+state on the device. Chunk and group sizes are per device kind
+(:func:`default_chunk`, :func:`default_group`); the code is the same.
 
 The inner step is a plug-in: :data:`STEPS` maps a model kind to the builder of
-its jitted segment function, so another formulation can be swapped in without
+its segment function, so another formulation can be swapped in without
 touching the scheduler.
 """
 
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import math
 import os
 import tempfile
@@ -244,6 +254,81 @@ def mandelbrot_measure(mod2: np.ndarray) -> np.ndarray:
         return np.where(esc, nu, bounded)
 
 
+class NetworkMeasure:
+    """:func:`network_measure`, accumulated segment by segment as losses arrive.
+
+    The engine never holds the whole (steps, N) loss record: per pixel it keeps
+    L_0, the running sums of v_t and 1/v_t, and the sum of the last
+    :data:`LAST` values. NumPy sums a (steps, N) array over axis 0 one step
+    after another, and so does this, so the result is the same bits (the suite
+    checks it); a pixel retired before the end gets the cap for every later
+    step, as its NaN record would.
+    """
+
+    def __init__(self, steps: int, n: int):
+        self.steps = steps
+        self.first_tail = max(0, steps - LAST)
+        self.l0 = np.full(n, np.nan)
+        self.last = np.full(n, np.nan)  # L_t / L_0 at the latest step added
+        self.sums = np.zeros((3, n))  # sum v_t, sum 1/v_t, sum of the last LAST v_t
+
+    def add(self, t: int, ids: np.ndarray, losses: np.ndarray) -> None:
+        """Losses (k, len(ids)) of pixels ``ids`` at steps t .. t+k-1."""
+        losses = np.asarray(losses, dtype=np.float64)
+        if t == 0:
+            self.l0[ids] = losses[0]
+        with np.errstate(all="ignore"):
+            v = losses / self.l0[ids]
+            self.last[ids] = v[-1]
+            v = np.minimum(np.where(np.isfinite(v), v, V_CAP), V_CAP)
+            inv = 1.0 / v
+        acc = self.sums[:, ids]
+        for k in range(v.shape[0]):
+            acc[0] += v[k]
+            acc[1] += inv[k]
+            if t + k >= self.first_tail:
+                acc[2] += v[k]
+        self.sums[:, ids] = acc
+
+    def retire(self, ids: np.ndarray, t: int) -> None:
+        """Pixels ``ids`` train no further from step t: the cap for every later step."""
+        if t >= self.steps or not ids.size:
+            return
+        acc = self.sums[:, ids]
+        for k in range(t, self.steps):
+            acc[0] += V_CAP
+            acc[1] += 1.0 / V_CAP
+            if k >= self.first_tail:
+                acc[2] += V_CAP
+        self.sums[:, ids] = acc
+
+    def past(self, ids: np.ndarray, limit: float) -> np.ndarray:
+        """Pixels ``ids`` whose latest normalised loss exceeds ``limit`` (NaN: no)."""
+        with np.errstate(invalid="ignore"):
+            return self.last[ids] > limit
+
+    def result(self) -> np.ndarray:
+        converged = self.sums[2] / (self.steps - self.first_tail) < 1.0
+        return np.where(converged, -self.sums[0], self.sums[1])
+
+
+class RecordMeasure:
+    """Keeps the whole (steps, N) record and reduces it with ``measure`` at the end."""
+
+    def __init__(self, measure: Callable, steps: int, n: int):
+        self.measure = measure
+        self.record = np.full((steps, n), np.nan)
+
+    def add(self, t: int, ids: np.ndarray, values: np.ndarray) -> None:
+        self.record[t : t + values.shape[0], ids] = values
+
+    def retire(self, ids: np.ndarray, t: int) -> None:
+        pass  # the record stays NaN from step t on
+
+    def result(self) -> np.ndarray:
+        return self.measure(self.record)
+
+
 # --------------------------------------------------------------------------
 # Inner segment functions (jitted, B pixels for `seg` steps)
 
@@ -386,12 +471,12 @@ def _build_network_segment(model: Model, dtype, B: int, seg: int, stop: bool) ->
             return t + 1, w0r, w1, losses, l0, gone
 
         start = (0, w0r, w1, jnp.full((seg, B), jnp.nan, dtype), l0, jnp.asarray(False))
-        ran, w0r, w1, losses, _, _ = lax.while_loop(more, one_step, start)
+        ran, w0r, w1, losses, l0, _ = lax.while_loop(more, one_step, start)
         w0 = jnp.transpose(w0r.reshape(B, n, n), (0, 2, 1))
         dead = jnp.isnan(w0).any(axis=(1, 2)) | jnp.isnan(w1).any(axis=1)
-        return w0, w1, losses, dead, ran
+        return w0, w1, losses, dead, ran, l0
 
-    return jax.jit(segment)
+    return segment
 
 
 def _build_mandelbrot_segment(model: Model, dtype, B: int, seg: int, stop: bool) -> Callable:
@@ -405,35 +490,70 @@ def _build_mandelbrot_segment(model: Model, dtype, B: int, seg: int, stop: bool)
         body = functools.partial(step, a, b)
         (zr, zi), rec = lax.scan(body, (zr, zi), None, length=seg)
         dead = ~(rec <= MANDELBROT_ESCAPE**2).all(axis=0)
-        return zr, zi, rec, dead, seg
+        return zr, zi, rec, dead, seg, l0
 
-    return jax.jit(segment)
+    return segment
 
 
+# Each builder returns the plain (unjitted) segment function of one chunk:
+# (*model state, a, b, x, y, idx, l0) -> (*model state, losses, dead, ran, l0).
 STEPS: dict[str, Callable] = {
     "network": _build_network_segment,
     "mandelbrot": _build_mandelbrot_segment,
 }
+# How each model kind's per-step values become the measure, and the pixels
+# each kind retires from them (besides the segment function's own `dead`).
 MEASURES: dict[str, Callable] = {
-    "network": network_measure,
-    "mandelbrot": mandelbrot_measure,
+    "network": NetworkMeasure,
+    "mandelbrot": functools.partial(RecordMeasure, mandelbrot_measure),
 }
-
-
-def network_past_cap(record: np.ndarray, t: int, ids: np.ndarray) -> np.ndarray:
-    """Pixels ``ids`` whose normalised loss at step t exceeds :data:`RETIRE_V`."""
-    with np.errstate(all="ignore"):
-        return record[t, ids] / record[0, ids] > RETIRE_V
-
-
-# Retirement rules read from the loss record, by model kind (besides the
-# segment function's own `dead` output); see the module docstring.
-RECORD_RULES: dict[str, Callable] = {"network": network_past_cap}
+RETIRE_RULES: dict[str, Callable] = {
+    "network": lambda measure, ids: measure.past(ids, RETIRE_V),
+}
 
 
 @functools.lru_cache(maxsize=64)
 def _segment_fn(model: Model, dtype_name: str, B: int, seg: int, stop: bool = True):
-    return STEPS[model.kind](model, DTYPES[dtype_name], B, seg, stop)
+    """One chunk's jitted segment function (the benchmarks time it on its own)."""
+    return jax.jit(STEPS[model.kind](model, DTYPES[dtype_name], B, seg, stop))
+
+
+@functools.lru_cache(maxsize=64)
+def _shard_fn(model: Model, dtype_name: str, B: int, cap: int, seg: int, stop: bool = True):
+    """The segment function on rows [c0, c0 + B) of one device's whole state.
+
+    ``state`` is (*model state, a, b, l0), each with ``cap`` rows; it is
+    donated, and the chunk's rows are written back in place, so a device's
+    pixels stay on it from the first segment to the last.
+    """
+    chunk = STEPS[model.kind](model, DTYPES[dtype_name], B, seg, stop)
+
+    def run(state, x, y, idx, c0):
+        part = [lax.dynamic_slice_in_dim(s, c0, B) for s in state]
+        *ms, a, b, l0 = part
+        *ms, losses, dead, ran, l0 = chunk(*ms, a, b, x, y, idx, l0)
+        new = (*ms, a, b, l0)
+        keep = len(ms), len(ms) + 1  # a and b do not change
+        state = tuple(
+            s if i in keep else lax.dynamic_update_slice_in_dim(s, v, c0, 0)
+            for i, (s, v) in enumerate(zip(state, new))
+        )
+        return state, losses, dead, ran
+
+    return jax.jit(run, donate_argnums=0)
+
+
+@jax.jit
+def _keep_rows(state, rows):
+    """Rows ``rows`` of every array of a device's state, in that order."""
+    return tuple(s.at[rows].get(mode="promise_in_bounds") for s in state)
+
+
+def _capacity(n: int, B: int) -> int:
+    """Rows of a device's state for n pixels in chunks of B: whole chunks,
+    rounded up to a power of two (so that few shapes are compiled, and a
+    smaller power-of-two chunk for fewer pixels fits too)."""
+    return 1 << (-(-n // B) * B - 1).bit_length()
 
 
 # --------------------------------------------------------------------------
@@ -446,6 +566,9 @@ def default_chunk(model: Model | None = None, dtype: str = "float32") -> int:
     A network pixel works on (n x points) matrices, so 128 float32 pixels (64
     in float64) keep a chunk's activations in a CPU core's cache (measured,
     docs/benchmarks.md); a Mandelbrot pixel is two scalars, so it takes far more.
+    On an H100 the products run faster the larger the chunk, flattening out
+    near 32768 pixels (float32 2.44e7 pixel-steps/s at 16384, 2.58e7 at
+    32768, 2.60e7 at 65536; docs/benchmarks.md).
     """
     env = os.environ.get("ZOOMREEL_CHUNK")
     if env:
@@ -454,7 +577,7 @@ def default_chunk(model: Model | None = None, dtype: str = "float32") -> int:
     if model is not None and model.kind == "mandelbrot":
         return 4096
     if platform != "cpu":
-        return 16384
+        return 32768
     return 64 if dtype == "float64" else 128
 
 
@@ -464,6 +587,19 @@ def device_name() -> str:
 
 
 SEGMENT_STEPS = 25
+
+
+def default_group(chunk: int) -> int:
+    """Pixels trained together, from the first step to the last.
+
+    A group's starting state is built on the host (1 to 2 kB a pixel) and its
+    pixels are packed after each segment, so the last chunk of each device is
+    part empty. On a CPU a group of 16384 pixels bounds memory; a GPU's chunk
+    is large, so its group holds eight of them: the host reads one chunk's
+    losses while the device trains the next, and the last, part-empty chunk
+    is a small share of the work.
+    """
+    return max(16384, 8 * chunk * len(jax.local_devices()))
 
 
 def _initial_state(model: Model, dr: Draws, a: np.ndarray, dtype):
@@ -487,7 +623,7 @@ def train(
     *,
     chunk: int | None = None,
     early_exit: bool = True,
-    group: int = 16384,
+    group: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     stats: dict | None = None,
 ) -> np.ndarray:
@@ -507,6 +643,7 @@ def train(
         raise ValueError("hx and hy must have the same shape")
     dt = DTYPES[dtype]
     B0 = chunk or default_chunk(model, dtype)
+    group = group or default_group(B0)
     out = np.empty(hx.shape[0], dtype=np.float64)
     dr = draws(model) if model.kind == "network" else None
     x = None if dr is None else dr.x.astype(dt)
@@ -521,67 +658,121 @@ def train(
     return out
 
 
+class _Shard:
+    """One device's pixels: their state on the device, their ids on the host.
+
+    Rows [0, rows.size) of ``state`` are the pixels ``rows`` (group indices),
+    in order; rows past them are copies of a pixel of the last chunk (padding:
+    trained, never read), so every chunk has B real-valued rows.
+    """
+
+    def __init__(self, dev, rows, state, cap, B):
+        self.dev, self.rows, self.state, self.cap, self.B = dev, rows, state, cap, B
+        self.dead = np.zeros(rows.size, dtype=bool)
+
+
+def _chunk_size(B0: int, n: int) -> int:
+    """The chunk for n pixels left: B0, or the power of two (at least 8) that holds them."""
+    return min(B0, max(8, 1 << (int(n) - 1).bit_length()))
+
+
+def _padded_rows(rows: np.ndarray, B: int, cap: int) -> np.ndarray:
+    """``rows``, then copies of the first row of the last chunk, up to ``cap``."""
+    last = rows[(rows.size - 1) // B * B]
+    return np.concatenate([rows, np.full(cap - rows.size, last)]).astype(np.int32)
+
+
 def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, stats):
     g = ga.shape[0]
-    state = _initial_state(model, dr, ga, dt)
-    a_all = ga.astype(dt)
-    b_all = gb.astype(dt)
-    record = np.full((T, g), np.nan, dtype=np.float64)
+    measure = MEASURES[model.kind](T, g)
+    host = [*_initial_state(model, dr, ga, dt), ga.astype(dt), gb.astype(dt), np.full(g, np.nan, dt)]
     devices = jax.local_devices()
+    # On a CPU a pixel's bits do not depend on its chunk's size (the suite
+    # checks it), so chunks shrink to fit the pixels left. A GPU's libraries
+    # pick their kernels, and so their order of summation, by the size of the
+    # product: there a call keeps one chunk size, so that early exit cannot
+    # change a value (docs/science.md).
+    shrink = devices[0].platform == "cpu"
+    # Chunk-sized blocks of pixels are dealt to the devices in turn (neighbours
+    # behave alike, so every device gets a like share of the hard parts of the
+    # view). A pixel's state then stays on its device for the whole run: the
+    # host sees only losses, and retiring pixels packs each device's state there.
+    block_owner = np.arange(g) // B0 % len(devices)
+    shards = []
+    for k, dev in enumerate(devices):
+        rows = np.flatnonzero(block_owner == k)
+        if rows.size:
+            B = _chunk_size(B0, rows.size)
+            cap = _capacity(rows.size, B)
+            take = _padded_rows(rows, B, cap)
+            shards.append(_Shard(dev, rows, tuple(jax.device_put(h[take], dev) for h in host), cap, B))
+    del host
     consts = {d: (None if x is None else jax.device_put(x, d), None if y is None else jax.device_put(y, d)) for d in devices}
-    alive = np.arange(g)
-    t = 0
     dtype_name = np.dtype(dt).name
-    while t < T and alive.size:
+    rule = RETIRE_RULES.get(model.kind) if early_exit else None
+    t = 0
+    while t < T and shards:
         seg = min(SEGMENT_STEPS, T - t)
         idx = None
         if dr is not None and dr.idx is not None:
             idx = dr.idx[t : t + seg]
-        B = min(B0, max(8, 1 << (int(alive.size) - 1).bit_length()))
-        fn = _segment_fn(model, dtype_name, B, seg, early_exit)
-        l0_all = record[0].astype(dt)  # NaN in the first segment
-        idx_dev = {d: None if idx is None else jax.device_put(idx, d) for d in devices}
-        dead_all = np.zeros(alive.size, dtype=bool)
-        # Dispatch every chunk first (JAX runs them asynchronously, spread over
-        # the devices), then collect.
+        # Dispatch every chunk first, taking the devices in turn (JAX runs them
+        # asynchronously, each device through its own chunks), then collect.
+        queues = []
+        for sh in shards:
+            sh.dead = np.zeros(sh.rows.size, dtype=bool)
+            idx_dev = None if idx is None else jax.device_put(idx, sh.dev)
+            fn = _shard_fn(model, dtype_name, sh.B, sh.cap, seg, early_exit)
+            queues.append([(sh, fn, idx_dev, c0) for c0 in range(0, sh.rows.size, sh.B)])
         pending = []
-        for n_chunk, c0 in enumerate(range(0, alive.size, B)):
-            ids = alive[c0 : c0 + B]
-            m = ids.size
-            if m < B:  # pad with copies of the first pixel; results dropped
-                ids = np.concatenate([ids, np.full(B - m, ids[0])])
-            dev = devices[n_chunk % len(devices)]
-            # NumPy arrays go into the call as they are: the jitted function
-            # moves them to its default device in C++, which costs the host
-            # less than half of a jax.device_put per array (main-thread CPU for
-            # a 128x128 float64 frame: 0.5 s against 1.3 s).
-            args = [s[ids] for s in state] + [a_all[ids], b_all[ids]]
-            args += [consts[dev][0], consts[dev][1], idx_dev[dev], l0_all[ids]]
-            with jax.default_device(dev):
-                pending.append((c0, ids, m, fn(*args)))
-        computed = stopped = 0
-        for c0, ids, m, res in pending:
-            *res, ran = [np.asarray(r) for r in res]
-            for s, r in zip(state, res[:-2]):
-                s[ids[:m]] = r[:m]
-            record[t : t + seg, ids[:m]] = res[-2][:, :m]
-            dead_all[c0 : c0 + m] = res[-1][:m]
-            computed += m * int(ran)
+        for turn in itertools.zip_longest(*queues):
+            for sh, fn, idx_dev, c0 in filter(None, turn):
+                sh.state, *res = fn(sh.state, *consts[sh.dev], idx_dev, c0)
+                pending.append((sh, c0, res))
+        alive = sum(sh.rows.size for sh in shards)
+        computed = stopped = retired = 0
+        for sh, c0, (losses, dead, ran) in pending:
+            m = min(sh.B, sh.rows.size - c0)
+            measure.add(t, sh.rows[c0 : c0 + m], np.asarray(losses)[:, :m])
+            d = np.asarray(dead)[:m]
+            ran = int(ran)
+            computed += m * ran
             if ran < seg:  # the chunk stopped: all its pixels past the cap
-                stopped += int((~dead_all[c0 : c0 + m]).sum())
-                dead_all[c0 : c0 + m] = True
-        rule = RECORD_RULES.get(model.kind)
-        if early_exit and rule is not None:
-            by_loss = rule(record, t + seg - 1, alive) & ~dead_all
-            dead_all |= by_loss
-            if stats is not None:
-                stats["retired_by_loss"] = stats.get("retired_by_loss", 0) + int(by_loss.sum()) + stopped
+                stopped += int((~d).sum())
+                d = np.ones(m, dtype=bool)
+            sh.dead[c0 : c0 + m] = d
+        for sh in shards:
+            if rule is not None:
+                by_loss = rule(measure, sh.rows) & ~sh.dead
+                sh.dead |= by_loss
+                if stats is not None:
+                    stats["retired_by_loss"] = stats.get("retired_by_loss", 0) + int(by_loss.sum())
+            if early_exit:
+                retired += int(sh.dead.sum())
+                measure.retire(sh.rows[sh.dead], t + seg)
         if stats is not None:
             stats["computed"] = stats.get("computed", 0) + computed
+            if early_exit:
+                stats["retired_by_loss"] = stats.get("retired_by_loss", 0) + stopped
         if on_progress is not None:
-            retired = int(dead_all.sum()) if early_exit else 0
-            on_progress(alive.size * seg + retired * (T - t - seg))
+            on_progress(alive * seg + retired * (T - t - seg))
         t += seg
-        if early_exit:
-            alive = alive[~dead_all]
-    return MEASURES[model.kind](record)
+        if early_exit and t < T:
+            shards = [sh for sh in shards if _pack(sh, B0, shrink)]
+    return measure.result()
+
+
+def _pack(sh: _Shard, B0: int, shrink: bool) -> bool:
+    """Drop a device's retired pixels from its state, and (with ``shrink``) fit
+    its chunk size, at most B0, to the pixels left; False once none is left."""
+    keep = ~sh.dead
+    B = _chunk_size(B0, int(keep.sum())) if shrink else sh.B
+    if keep.all() and B == sh.B:
+        return True
+    sh.rows = sh.rows[keep]
+    if not sh.rows.size:
+        return False
+    sh.B = B
+    take = _padded_rows(np.flatnonzero(keep), B, sh.cap)
+    sh.state = _keep_rows(sh.state, jax.device_put(take, sh.dev))
+    return True
