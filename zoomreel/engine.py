@@ -549,11 +549,18 @@ def _keep_rows(state, rows):
     return tuple(s.at[rows].get(mode="promise_in_bounds") for s in state)
 
 
+# The fewest rows of a device's state. The segment function is compiled for
+# each size of state, so small frames and probes share one (the chunk is
+# trained in place, so the unused rows cost nothing but memory: 16 MB in
+# float64).
+MIN_ROWS = 8192
+
+
 def _capacity(n: int, B: int) -> int:
     """Rows of a device's state for n pixels in chunks of B: whole chunks,
     rounded up to a power of two (so that few shapes are compiled, and a
-    smaller power-of-two chunk for fewer pixels fits too)."""
-    return 1 << (-(-n // B) * B - 1).bit_length()
+    smaller power-of-two chunk for fewer pixels fits too), at least MIN_ROWS."""
+    return max(MIN_ROWS, 1 << (-(-n // B) * B - 1).bit_length())
 
 
 # --------------------------------------------------------------------------
