@@ -551,7 +551,7 @@ def _keep_rows(state, rows):
 
 # The fewest rows of a device's state. The segment function is compiled for
 # each size of state, so small frames and probes share one (the chunk is
-# trained in place, so the unused rows cost nothing but memory: 16 MB in
+# trained in place, so the unused rows cost nothing but memory: 18 MB in
 # float64).
 MIN_ROWS = 8192
 
@@ -673,9 +673,13 @@ class _Shard:
     trained, never read), so every chunk has B real-valued rows.
     """
 
-    def __init__(self, dev, rows, state, cap, B):
-        self.dev, self.rows, self.state, self.cap, self.B = dev, rows, state, cap, B
+    def __init__(self, dev, rows, state, B):
+        self.dev, self.rows, self.state, self.B = dev, rows, state, B
         self.dead = np.zeros(rows.size, dtype=bool)
+
+    @property
+    def cap(self) -> int:
+        return self.state[0].shape[0]
 
 
 def _chunk_size(B0: int, n: int) -> int:
@@ -710,9 +714,8 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, st
         rows = np.flatnonzero(block_owner == k)
         if rows.size:
             B = _chunk_size(B0, rows.size)
-            cap = _capacity(rows.size, B)
-            take = _padded_rows(rows, B, cap)
-            shards.append(_Shard(dev, rows, tuple(jax.device_put(h[take], dev) for h in host), cap, B))
+            take = _padded_rows(rows, B, _capacity(rows.size, B))
+            shards.append(_Shard(dev, rows, tuple(jax.device_put(h[take], dev) for h in host), B))
     del host
     consts = {d: (None if x is None else jax.device_put(x, d), None if y is None else jax.device_put(y, d)) for d in devices}
     dtype_name = np.dtype(dt).name
@@ -737,7 +740,7 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, st
                 sh.state, *res = fn(sh.state, *consts[sh.dev], idx_dev, c0)
                 pending.append((sh, c0, res))
         alive = sum(sh.rows.size for sh in shards)
-        computed = stopped = retired = 0
+        computed = by_loss = retired = 0
         for sh, c0, (losses, dead, ran) in pending:
             m = min(sh.B, sh.rows.size - c0)
             measure.add(t, sh.rows[c0 : c0 + m], np.asarray(losses)[:, :m])
@@ -745,22 +748,21 @@ def _train_group(model, dr, x, y, ga, gb, dt, B0, T, early_exit, on_progress, st
             ran = int(ran)
             computed += m * ran
             if ran < seg:  # the chunk stopped: all its pixels past the cap
-                stopped += int((~d).sum())
+                by_loss += int((~d).sum())
                 d = np.ones(m, dtype=bool)
             sh.dead[c0 : c0 + m] = d
         for sh in shards:
             if rule is not None:
-                by_loss = rule(measure, sh.rows) & ~sh.dead
-                sh.dead |= by_loss
-                if stats is not None:
-                    stats["retired_by_loss"] = stats.get("retired_by_loss", 0) + int(by_loss.sum())
+                past = rule(measure, sh.rows) & ~sh.dead
+                sh.dead |= past
+                by_loss += int(past.sum())
             if early_exit:
                 retired += int(sh.dead.sum())
                 measure.retire(sh.rows[sh.dead], t + seg)
         if stats is not None:
             stats["computed"] = stats.get("computed", 0) + computed
             if early_exit:
-                stats["retired_by_loss"] = stats.get("retired_by_loss", 0) + stopped
+                stats["retired_by_loss"] = stats.get("retired_by_loss", 0) + by_loss
         if on_progress is not None:
             on_progress(alive * seg + retired * (T - t - seg))
         t += seg
