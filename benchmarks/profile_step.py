@@ -17,18 +17,16 @@ import platform
 import re
 import sys
 
-# One device on one core, and XLA's per-op trace events: before JAX starts.
-_flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "", os.environ.get("XLA_FLAGS", ""))
-os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=1 --xla_cpu_enable_xprof_traceme=true").strip()
-if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+sys.path.insert(0, os.path.dirname(__file__))
+from one_core import pin  # noqa: E402
+
+pin("--xla_cpu_enable_xprof_traceme=true")  # and XLA's per-op trace events: before JAX starts
 
 import jax  # noqa: E402
 
 from zoomreel import engine  # noqa: E402
 from zoomreel.model import Model  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))
 from step_throughput import chunk_args, trace_events  # noqa: E402
 
 SEG, CALLS = 25, 10
