@@ -19,7 +19,7 @@ SEAHORSE = (Decimal("-0.743643887037158704752191506114774"), Decimal("0.13182590
 
 
 def reference_frame(view, steps):
-    xs, ys = path.hyper_axes(MODEL, view)
+    xs, ys = path.hyper_axes(MODEL, view, engine.FLOAT64)
     esc = np.zeros((len(ys), len(xs)), dtype=bool)
     smooth = np.full(esc.shape, np.nan)
     for i, y in enumerate(ys):
@@ -38,12 +38,12 @@ def test_known_points_inside_and_outside():
     outside = [(1.0, 0.0), (0.26, 0.0), (-2.1, 0.0), (0.0, 1.1), (0.5, 0.5), (-0.75, 0.2)]
     pts = np.array(inside + outside)
     for dtype in ("float32", "float64"):
-        v = engine.train(MODEL, pts[:, 0], pts[:, 1], dtype)
+        v = engine.train(MODEL, pts[:, 0], pts[:, 1], dtype).values
         assert np.all(v[: len(inside)] < 0), (dtype, v)
         assert np.all(v[len(inside) :] > 0), (dtype, v)
     # escape times: c = 1 escapes after 6 iterations (0, 1, 2, 5, 26, 677, 458330),
     # so smooth time = 6 + 1 - log2(log 458330)
-    v = engine.train(MODEL, np.array([1.0]), np.array([0.0]), "float64")
+    v = engine.train(MODEL, np.array([1.0]), np.array([0.0]), "float64").values
     assert v[0] == pytest.approx(7 - np.log2(np.log(458330.0)), rel=1e-12)
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from zoomreel import path, precision
+from zoomreel import engine, path, precision
 from zoomreel.errors import UserError
 from zoomreel.model import Model
 
@@ -18,7 +18,7 @@ BOUNDARY = (Decimal("2.5"), Decimal("2.1298"))
 def test_auto_picks_float32_on_a_shallow_view():
     view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (32, 32))
     d = precision.decide(Model(steps=60), view)
-    assert d.dtype == "float32" and d.resolved >= precision.F32_MIN_AGREEMENT
+    assert d.dtype == "float32" and d.resolved >= precision.MIN_AGREEMENT
 
 
 def test_auto_picks_float64_on_a_deep_view():
@@ -26,7 +26,7 @@ def test_auto_picks_float64_on_a_deep_view():
     view = path.View(BOUNDARY, Decimal("1e-4"), (32, 32))
     d = precision.decide(Model(steps=100), view)
     assert d.dtype == "float64"
-    assert d.f32_agreement is None or d.f32_agreement < precision.F32_MIN_AGREEMENT
+    assert d.f32_agreement is None or d.f32_agreement < precision.MIN_AGREEMENT
     assert 0.5 <= d.resolved <= 1.0
 
 
@@ -40,7 +40,7 @@ def test_past_float64_is_an_error_naming_the_deepest_span():
     assert 1e-16 < deep < 1e-13
     # and the span it names really works
     ok = path.View(BOUNDARY, Decimal(repr(deep)), (32, 32))
-    hx, hy = path.hyper_axes(model, ok)
+    hx, hy = path.hyper_axes(model, ok, engine.FLOAT64)
     precision.check_representable(model, ok, hx, hy, "x")
 
 
@@ -50,7 +50,7 @@ def test_forced_precision_is_honoured(monkeypatch):
     view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (16, 16))
     dtypes = []
     real_train = engine.train
-    monkeypatch.setattr(engine, "train", lambda m, hx, hy, d, **kw: dtypes.append(d) or real_train(m, hx, hy, d, **kw))
+    monkeypatch.setattr(engine, "train", lambda m, hx, hy, d, **kw: dtypes.append(engine.arithmetic(d).name) or real_train(m, hx, hy, d, **kw))
     assert precision.decide(Model(steps=30), view, "float64").dtype == "float64"
     assert dtypes == ["float64", "float64"]  # the probe and its nudged copy; no float32 run for a forced float64
     deep = path.View(BOUNDARY, Decimal("1e-9"), (16, 16))
@@ -81,7 +81,7 @@ def test_probe_pixels_are_trained_once_and_the_frame_keeps_its_bits(span, dtype,
     view = path.View(BOUNDARY, Decimal(span), (32, 32))
     trained = []
     real_train = engine.train
-    monkeypatch.setattr(engine, "train", lambda m, hx, hy, d, **kw: trained.append((hx.size, d)) or real_train(m, hx, hy, d, **kw))
+    monkeypatch.setattr(engine, "train", lambda m, hx, hy, d, **kw: trained.append((hx.shape[0], engine.arithmetic(d).name)) or real_train(m, hx, hy, d, **kw))
     done = []
     res = render.compute_frame(s, view, "auto", on_progress=done.append)
     assert res.decision.dtype == dtype

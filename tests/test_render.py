@@ -148,9 +148,8 @@ def test_unwritable_output_is_one_clear_error(tmp_path, write_scene):
 
 def test_info_answers_without_training(tmp_path, write_scene):
     p = write_scene(steps=30, w=32, h=32, fps=4)
-    t = time.perf_counter()
     d = info(p, tmp_path / "o")
-    assert time.perf_counter() - t < 20
+    assert not list((tmp_path / "o").rglob("*.npy"))  # nothing was trained or cached
     assert d["frames"] == 5 and d["cached"] == 0 and d["duration"] == 1.0 and d["size"] == [32, 32]
     assert d["pixel_steps"] == 5 * 32 * 32 * 30 and d["precision"] == {"float32": 0, "float64": 0}
     assert run("render", p, "--out", tmp_path / "o", "--quiet").returncode == 0

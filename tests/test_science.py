@@ -17,6 +17,8 @@ CONDITIONS = {
     "single": Model(nonlinearity="tanh", dataset="single", steps=40),
     "init-lr": Model(nonlinearity="tanh", plane="init-lr", steps=40),
 }
+# Every registered implementation of the network step is held to the same tests.
+IMPLS = [f.impl for f in engine.implementations("network")]
 
 
 def grid(model, k=5):
@@ -28,12 +30,13 @@ def grid(model, k=5):
     return 10.0**xs, 10.0**ys
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CONDITIONS))
-def test_engine_matches_numpy_reference(name):
+def test_engine_matches_numpy_reference(name, impl):
     model = CONDITIONS[name]
     hx, hy = grid(model)
     HX, HY = np.meshgrid(hx, hy)
-    got = engine.train(model, HX.ravel(), HY.ravel(), "float64").reshape(HY.shape)
+    got = engine.train(model, HX.ravel(), HY.ravel(), "float64", impl=impl).values.reshape(HY.shape)
     want = ref.frame(model, engine.draws(model), hx, hy)
     # both phases must be present, or the comparison proves little
     assert (want < 0).any() and (want > 0).any(), name
@@ -65,7 +68,7 @@ def test_gradient_matches_autodiff():
         l, (g0, g1) = jax.value_and_grad(loss, argnums=(0, 1))(w0, w1)
         losses.append(float(l))
         w0, w1 = w0 - lr0 * g0, w1 - lr1 * g1
-    got = engine.train(model, np.array([lr0]), np.array([lr1]), "float64")
+    got = engine.train(model, np.array([lr0]), np.array([lr1]), "float64").values
     np.testing.assert_allclose(got[0], ref.measure(losses), rtol=1e-12)
 
 
@@ -74,7 +77,7 @@ def test_float64_tanh_is_tanh():
     import jax
     import jax.numpy as jnp
 
-    f = jax.jit(engine.tanh64)
+    f = jax.jit(engine.arith.tanh64)
     rng = np.random.default_rng(7)
     # every scale from tiny (tanh u = u) through saturation; XLA's CPU code
     # flushes subnormals, so the sweep stops at 1e-300
@@ -107,11 +110,13 @@ def test_every_product_asks_for_full_precision(name, dtype):
 
     model = CONDITIONS[name]
     B, seg = 8, 3
-    d, dt = engine.draws(model), engine.DTYPES[dtype]
-    state = engine._initial_state(model, d, np.zeros(B), dt)
-    lr = np.ones(B, dt)
-    idx = None if d.idx is None else d.idx[:seg]
-    args = (*state, lr, lr, d.x.astype(dt), d.y.astype(dt), idx, np.full(B, np.nan, dt))
+    A = engine.arithmetic(dtype)
+    form = engine.formulation.get("network", "xla")
+    state = form.initial_state(model, np.zeros(B), A)
+    lr = A.cast(np.ones(B))
+    idx = form.schedule(model)
+    idx = None if idx is None else idx[:seg]
+    args = (state, lr, lr, np.full(B, np.nan, A.loss_dtype), form.consts(model, A), idx)
 
     def dots(jx):
         for eqn in jx.eqns:
@@ -124,7 +129,7 @@ def test_every_product_asks_for_full_precision(name, dtype):
                         yield from dots(inner)
 
     for stop in (False, True):  # both forms of the segment: fixed steps, and stopping early
-        fn = engine._build_network_segment(model, dt, B, seg, stop)
+        fn = form.segment(model, A, B, seg, stop)
         found = list(dots(jax.make_jaxpr(fn)(*args).jaxpr))
         assert len(found) >= 4, len(found)  # forward, output, and the two gradient products
         for eqn in found:
@@ -145,23 +150,26 @@ def test_draws_kept_on_disk_are_the_draws(tmp_path, monkeypatch):
     """Draws read back from the cache folder are the bits JAX draws; a damaged file is drawn again."""
     import jax
 
+    from zoomreel.engine import config
+    from zoomreel.engine import randoms as draws
+
     args = (16, 272, 0, 40, 16)  # a minibatch model: its indices are kept too
     with jax.threefry_partitionable(True):
-        monkeypatch.setattr(engine, "_cache", None)
-        fresh = engine._draw(*args)
-        monkeypatch.setattr(engine, "_cache", str(tmp_path))
-        first = engine._draw(*args)  # drawn, and written
+        monkeypatch.setattr(config, "cache_folder", lambda: None)
+        fresh = draws.load_or_draw(*args)
+        monkeypatch.setattr(config, "cache_folder", lambda: str(tmp_path))
+        first = draws.load_or_draw(*args)  # drawn, and written
         (kept,) = (tmp_path / "draws").iterdir()
-        real = engine._draw_jit
+        real = draws.draw
 
         def no_drawing(*a):
             raise AssertionError("drew again instead of reading the kept draws")
 
-        monkeypatch.setattr(engine, "_draw_jit", no_drawing)
-        again = engine._draw(*args)  # read back
-        monkeypatch.setattr(engine, "_draw_jit", real)
+        monkeypatch.setattr(draws, "draw", no_drawing)
+        again = draws.load_or_draw(*args)  # read back
+        monkeypatch.setattr(draws, "draw", real)
         kept.write_bytes(kept.read_bytes()[:300])  # damaged: cut short
-        mended = engine._draw(*args)
+        mended = draws.load_or_draw(*args)
     for got in (first, again, mended):
         for a, b in zip(fresh, got):
             assert a.dtype == b.dtype and np.array_equal(a, b)
@@ -173,27 +181,27 @@ def test_standard_view_phases():
     """Paper: at the standard view, low output lr converges and high output lr diverges."""
     model = Model(steps=60)
     hx = 10.0 ** np.array([0.0, 2.0, 4.0])
-    lo = engine.train(model, hx, np.full(3, 10.0**-2), "float64")
-    hi = engine.train(model, hx, np.full(3, 10.0**5), "float64")
+    lo = engine.train(model, hx, np.full(3, 10.0**-2), "float64").values
+    hi = engine.train(model, hx, np.full(3, 10.0**5), "float64").values
     assert (lo < 0).all() and (hi > 0).all()
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(CONDITIONS))
-def test_early_exit_changes_no_value(name, dtype):
+def test_early_exit_changes_no_value(name, dtype, impl):
     """Retiring NaN pixels and pixels past RETIRE_V leaves every value bit-for-bit equal."""
     model = dataclasses.replace(CONDITIONS[name], steps=80)
     hx, hy = grid(model, k=12)
     if model.plane == "init-lr":
         hy = 10.0 ** np.linspace(-1, 3, 12)  # reach the diverging learning rates
     HX, HY = np.meshgrid(hx, hy)
-    st = {}
-    a = engine.train(model, HX.ravel(), HY.ravel(), dtype, early_exit=True, stats=st)
-    b = engine.train(model, HX.ravel(), HY.ravel(), dtype, early_exit=False)
+    res = engine.train(model, HX.ravel(), HY.ravel(), dtype, early_exit=True, impl=impl)
+    b = engine.train(model, HX.ravel(), HY.ravel(), dtype, early_exit=False, impl=impl).values
     full = HX.size * model.steps
     assert (b > 0).sum() > 5, name  # diverged pixels exist, so something was retired
-    assert st["computed"] < full, name
-    np.testing.assert_array_equal(a, b)
+    assert res.computed < full, name
+    np.testing.assert_array_equal(res.values, b)
 
 
 def test_loss_rule_retires_pixels_before_they_overflow():
@@ -201,11 +209,10 @@ def test_loss_rule_retires_pixels_before_they_overflow():
     model = Model(steps=80)
     hx = 10.0 ** np.linspace(-1, 5, 40)
     hy = 10.0 ** np.linspace(1, 4, 40)
-    st = {}
-    a = engine.train(model, hx, hy, "float64", stats=st)
-    b = engine.train(model, hx, hy, "float64", early_exit=False)
-    assert st["retired_by_loss"] > 5
-    np.testing.assert_array_equal(a, b)
+    res = engine.train(model, hx, hy, "float64")
+    b = engine.train(model, hx, hy, "float64", early_exit=False).values
+    assert res.retired_by_rule > 5
+    np.testing.assert_array_equal(res.values, b)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -224,7 +231,7 @@ def test_a_pixel_is_the_same_in_any_chunk(name, dtype):
     model = CONDITIONS[name]
     hx, hy = grid(model, k=6)
     HX, HY = (a.ravel() for a in np.meshgrid(hx, hy))
-    values = [engine.train(model, HX, HY, dtype, chunk=c, early_exit=False) for c in (8, 64)]
+    values = [engine.train(model, HX, HY, dtype, chunk=c, early_exit=False).values for c in (8, 64)]
     for other in values[1:]:
         np.testing.assert_array_equal(values[0], other)
 
@@ -240,28 +247,27 @@ def test_a_chunk_of_blown_up_pixels_stops_inside_its_segment(dtype):
     """
     model = Model(steps=80)
     big = 10.0 ** np.linspace(4, 5, 16)
-    st = {}
-    a = engine.train(model, big, big[::-1].copy(), dtype, chunk=16, stats=st)
-    b = engine.train(model, big, big[::-1].copy(), dtype, chunk=16, early_exit=False)
-    assert (a > 0).all()
-    assert st["computed"] < 16 * engine.SEGMENT_STEPS, st
-    np.testing.assert_array_equal(a, b)
+    res = engine.train(model, big, big[::-1].copy(), dtype, chunk=16)
+    b = engine.train(model, big, big[::-1].copy(), dtype, chunk=16, early_exit=False).values
+    assert (res.values > 0).all()
+    assert res.computed < 16 * engine.SEGMENT_STEPS, res
+    np.testing.assert_array_equal(res.values, b)
 
     mixed_x, mixed_y = big.copy(), big[::-1].copy()
     mixed_x[5], mixed_y[5] = 1.0, 1e-2  # converges
-    st = {}
-    a = engine.train(model, mixed_x, mixed_y, dtype, chunk=16, stats=st)
-    b = engine.train(model, mixed_x, mixed_y, dtype, chunk=16, early_exit=False)
+    res = engine.train(model, mixed_x, mixed_y, dtype, chunk=16)
+    b = engine.train(model, mixed_x, mixed_y, dtype, chunk=16, early_exit=False).values
+    a = res.values
     assert a[5] < 0 and (np.delete(a, 5) > 0).all()
-    assert st["computed"] == 16 * engine.SEGMENT_STEPS + (80 - engine.SEGMENT_STEPS), st
+    assert res.computed == 16 * engine.SEGMENT_STEPS + (80 - engine.SEGMENT_STEPS), res
     np.testing.assert_array_equal(a, b)
 
 
 def test_same_input_same_bits():
     model = Model(steps=30)
     hx = 10.0 ** np.linspace(0, 4, 50)
-    a = engine.train(model, hx, hx[::-1].copy(), "float64")
-    b = engine.train(model, hx, hx[::-1].copy(), "float64")
+    a = engine.train(model, hx, hx[::-1].copy(), "float64").values
+    b = engine.train(model, hx, hx[::-1].copy(), "float64").values
     assert np.array_equal(a, b)
 
 
@@ -292,7 +298,7 @@ def test_the_measure_kept_step_by_step_is_the_measure_of_the_whole_record():
     retired_at = np.where(rng.random(N) < 0.3, rng.integers(1, T // 25 + 1, N) * 25, T)
     for p in range(N):
         record[retired_at[p] :, p] = np.nan
-    m = engine.NetworkMeasure(T, N)
+    m = engine.measure.NetworkMeasure(T, N)
     for t in range(0, T, 25):
         seg = min(25, T - t)
         for ids in np.array_split(rng.permutation(np.flatnonzero(retired_at > t)), 3):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import atomic
 from .errors import UserError
 from .model import ENGINE_VERSION, Model
 
@@ -40,16 +41,6 @@ def decision_key(model: Model, view_fields: dict, mode: str) -> str:
     return _digest({"model": model.key_fields(), "view": view_fields, "mode": mode, "engine": ENGINE_VERSION, "probe": 1})
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def disk_error(e: OSError, where: Path) -> UserError:
     if e.errno == errno.ENOSPC:
         return UserError("the disk is full", str(where), "free some space and run the same command again to resume")
@@ -60,25 +51,7 @@ def disk_error(e: OSError, where: Path) -> UserError:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write bytes so that readers see either the old file, the new file, or none."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise disk_error(e, path.parent) from None
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    atomic.write_bytes(path, data, on_error=lambda e, p: disk_error(e, p.parent))
 
 
 class Cache:
@@ -100,16 +73,7 @@ class Cache:
     def sweep(self) -> None:
         """Remove temporary files left by writers that no longer run."""
         for d in (self.frames, self.decisions):
-            for p in d.glob(".*.tmp"):
-                try:
-                    pid = int(p.name.rsplit(".", 2)[-2])
-                except ValueError:
-                    continue
-                if not _pid_alive(pid):
-                    try:
-                        p.unlink()
-                    except OSError:
-                        pass
+            atomic.sweep(d)
 
     # -- precision decisions
 

@@ -21,6 +21,9 @@ out = Console()
 
 def _run(fn):
     try:
+        from . import engine
+
+        engine.configure()
         return fn()
     except UserError as e:
         print(e.line(), file=sys.stderr)
@@ -141,15 +144,12 @@ class _RichReporter:
         rate = self.done_steps / max(time.perf_counter() - self.t0, 1e-9)
         return f"cached {self.skipped} | {rate:.3g} px-steps/s | {self.dtype}"
 
-    def frame_start(self, k, decision):
-        self.dtype = decision.dtype
-        self.progress.update(self.task, info=self._info())
-
     def pixel_steps(self, n):
         self.done_steps += n
         self.progress.update(self.task, info=self._info())
 
-    def frame_done(self, k, reused, warning):
+    def frame_done(self, k, reused, warning, dtype=None):
+        self.dtype = dtype or self.dtype
         if reused:
             self.skipped += 1
         if warning and not self.quiet:

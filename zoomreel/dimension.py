@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import atomic
+
 MIN_BOUNDARY = 100  # boundary cells a frame needs before its fit means anything
 MIN_SIZES = 4  # box sizes a fit needs
 LARGEST_FRACTION = 8  # the largest box is at most 1/8 of the shorter side
@@ -172,7 +174,7 @@ def frame_indices(n_frames: int, wanted: int | None) -> list[int]:
     return sorted({round(i * (n_frames - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def measure_render(plan, indices: list[int], force: bool = False, rep=None) -> RenderDimension:
+def measure_render(plan, indices: list[int], force: bool = False, rep=None, executor=None) -> RenderDimension:
     """Fit every chosen frame of a render (cached frames reused, missing ones trained)."""
     from . import path, render
     from .errors import UserError
@@ -191,8 +193,9 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None) -> R
     first = plan.scene.keyframes[0].span
     res = RenderDimension(str(plan.scene.path), plan.draft, plan.size, plan.scene.model.steps)
     rep.start(len(indices), 0)
+    frames = render.train_frames(plan, cache, indices, force, rep, executor)
     for k in indices:
-        raw, meta, trained = render.ensure_frame(plan, cache, k, force, rep)
+        raw, meta, trained = frames[k]
         view = plan.view(k)
         edge = boundary(raw)
         fd = FrameDimension(
@@ -208,7 +211,6 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None) -> R
         except TooFewBoundaryPixels as e:
             fd.skipped = str(e)
         res.frames.append(fd)
-        rep.frame_done(k, not trained, meta.get("decision", {}).get("warning"))
     dims = [f.fit.dimension for f in res.frames if f.fit is not None]
     if not dims:
         reasons = sorted({f.skipped for f in res.frames})
@@ -257,8 +259,9 @@ def plot(result: RenderDimension, dest: Path) -> None:
     W, H = result.size
     fig.suptitle(f"{Path(result.file).name}: {W}x{H}, {result.steps} steps{' (draft)' if result.draft else ''}")
     fig.tight_layout()
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    tmp.replace(dest)
+    try:
+        with atomic.replacing(dest) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
 

@@ -16,6 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
+from . import atomic
 from .cache import disk_error
 from .errors import UserError
 
@@ -42,48 +43,40 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], f
         raise disk_error(e, path.parent) from None
     if not os.access(path.parent, os.W_OK):
         raise UserError("cannot write here", str(path.parent), "choose a writable folder with --out")
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
+    atomic.sweep(path.parent)  # leftovers of an encoder killed earlier
     W, H = even_size(size)
     # imageio-ffmpeg starts ffmpeg with fork+exec; JAX warns about any fork,
     # but nothing runs in the child before exec.
     warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp),
-        (W, H),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_in="rgb24",
-        pix_fmt_out="yuv420p",
-        quality=None,
-        macro_block_size=2,
-        output_params=["-crf", str(int(crf)), "-preset", "medium", "-movflags", "+faststart"],
-    )
     n = 0
-    try:
-        writer.send(None)
-        for img in frames:
-            img = pad_even(np.ascontiguousarray(img, dtype=np.uint8))
-            writer.send(img)
-            n += 1
+    with atomic.replacing(path, ".mp4", on_error=lambda e, p: disk_error(e, p.parent)) as tmp:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp),
+            (W, H),
+            fps=fps,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            quality=None,
+            macro_block_size=2,
+            output_params=["-crf", str(int(crf)), "-preset", "medium", "-movflags", "+faststart"],
+        )
+        try:
+            writer.send(None)
+            for img in frames:
+                writer.send(pad_even(np.ascontiguousarray(img, dtype=np.uint8)))
+                n += 1
+        except BaseException:
+            _close(writer)
+            raise
         writer.close()
-        os.replace(tmp, path)
-    except OSError as e:
-        _discard(writer, tmp)
-        raise disk_error(e, path.parent) from None
-    except BaseException:
-        _discard(writer, tmp)
-        raise
     return n
 
 
-def _discard(writer, tmp: Path) -> None:
+def _close(writer) -> None:
     try:
         writer.close()
     except BaseException:
-        pass
-    try:
-        tmp.unlink()
-    except OSError:
         pass
 
 

@@ -95,28 +95,20 @@ def axis_coords(view: View) -> tuple[list[Decimal], list[Decimal]]:
     return xs, ys
 
 
-def to_hyper(model: Model, coords: list[Decimal]) -> np.ndarray:
-    """Hyperparameter per coordinate, correctly rounded to float64.
-
-    Network planes are log10 axes (value = 10**coord); the Mandelbrot plane is
-    linear (value = coord).
-    """
-    with localcontext(prec=PREC):
-        if model.log_axes:
-            vals = [Decimal(10) ** c for c in coords]
-        else:
-            vals = coords
-        return np.array([float(v) for v in vals], dtype=np.float64)
-
-
-def hyper_axes(model: Model, view: View) -> tuple[np.ndarray, np.ndarray]:
+def hyper_axes(model: Model, view: View, A) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's and each row's hyperparameter in arithmetic ``A``'s host
+    form (:meth:`zoomreel.engine.arith.FloatArithmetic.hypers`): 10**coord on
+    the network's log axes, the coordinate itself on the Mandelbrot plane."""
     xs, ys = axis_coords(view)
-    return to_hyper(model, xs), to_hyper(model, ys)
+    return A.hypers(xs, model.log_axes), A.hypers(ys, model.log_axes)
 
 
-def pixel_hypers(model: Model, view: View) -> tuple[np.ndarray, np.ndarray]:
+def pixel_hypers(model: Model, view: View, A) -> tuple[np.ndarray, np.ndarray]:
     """Every pixel's two hyperparameters, flat, row by row from the lowest y
     (reshape a result to (H, W) to get the frame)."""
-    hx, hy = hyper_axes(model, view)
-    HX, HY = np.meshgrid(hx, hy)
-    return HX.ravel(), HY.ravel()
+    hx, hy = hyper_axes(model, view, A)
+    H = view.size[1]
+    W = view.size[0]
+    HX = np.tile(hx, (H,) + (1,) * (hx.ndim - 1))
+    HY = np.repeat(hy, W, axis=0)
+    return HX, HY

@@ -15,7 +15,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import color, encode, overlay, path, precision
+from .views import FrameResult, compute_frame, train_view  # noqa: F401  (the one-frame API)
 from .cache import Cache, decision_key, frame_key
+from .executor import Executor, Job, JobResult, LocalExecutor
 from .precision import Decision
 from .scene import Scene
 
@@ -74,54 +76,6 @@ def make_plan(scene: Scene, draft: bool = False, out: Path | None = None) -> Pla
 # One frame
 
 
-@dataclass
-class FrameResult:
-    raw: np.ndarray  # (H, W) float64, row 0 = lowest y
-    decision: Decision
-    seconds: float  # training time, probe included
-    view: path.View
-
-
-def compute_frame(scene: Scene, view: path.View, mode: str, decision: Decision | None = None,
-                  on_progress: Callable[[int], None] | None = None,
-                  probe: precision.Probe | None = None) -> FrameResult:
-    """Decide the precision (unless given) and train every pixel of one view.
-
-    The precision probe's pixels are not trained twice: their values in the
-    chosen dtype go straight into the frame (``probe``, when the decision is
-    given, or the probe run here).
-    """
-    t0 = time.perf_counter()
-    if decision is None:
-        decision, probe = precision.decide_and_probe(scene.model, view, mode, scene.keyframes_where)
-    raw = train_view(scene.model, view, decision.dtype, on_progress, probe)
-    return FrameResult(raw, decision, time.perf_counter() - t0, view)
-
-
-def train_view(model, view: path.View, dtype: str, on_progress=None,
-               known: precision.Probe | None = None) -> np.ndarray:
-    """Every pixel of a view, trained in ``dtype``: (H, W) float64, row 0 = lowest y.
-
-    ``known``: pixels already trained in ``dtype`` (the precision probe); they
-    are copied in, not trained again. The engine trains each pixel on its own,
-    so the frame has the same bits either way (tests check it).
-    """
-    from . import engine
-
-    hx, hy = path.pixel_hypers(model, view)
-    raw = np.empty(hx.shape[0], dtype=np.float64)
-    todo = np.ones(hx.shape[0], dtype=bool)
-    if known is not None and known.dtype == dtype:
-        raw[known.indices] = known.values
-        todo[known.indices] = False
-        if on_progress is not None:
-            on_progress(int(known.indices.size) * model.steps)
-    rest = np.flatnonzero(todo)
-    if rest.size:
-        raw[rest] = engine.train(model, hx[rest], hy[rest], dtype, on_progress=on_progress)
-    return raw.reshape(view.size[1], view.size[0])
-
-
 def frame_summary(t: Decimal, res: FrameResult, steps: int) -> str:
     W, H = res.view.size
     rate = W * H * steps / max(res.seconds, 1e-9)
@@ -161,9 +115,8 @@ class Reporter:
     """Hooks the CLI implements to show progress; all optional."""
 
     def start(self, total: int, cached: int) -> None: ...
-    def frame_start(self, k: int, decision: Decision) -> None: ...
     def pixel_steps(self, n: int) -> None: ...
-    def frame_done(self, k: int, reused: bool, warning: str | None) -> None: ...
+    def frame_done(self, k: int, reused: bool, warning: str | None, dtype: str | None = None) -> None: ...
     def encoding(self, total: int) -> None: ...
     def encoded(self, k: int) -> None: ...
 
@@ -178,42 +131,59 @@ class RenderResult:
     encode_seconds: float
 
 
-def ensure_frame(plan: Plan, cache: Cache, k: int, force: bool, rep: Reporter) -> tuple[np.ndarray, dict, bool]:
-    """The raw measure of frame k, from the cache or trained now. Returns (raw, meta, trained)."""
+def frame_job(plan: Plan, cache: Cache, k: int, force: bool) -> Job:
+    """Frame k as a job; a cached precision decision rides along (no probe)."""
     scene = plan.scene
     view = plan.view(k)
-    vf = view.key_fields()
-    dkey = decision_key(scene.model, vf, plan.mode)
-    d = None if force else cache.get_decision(dkey)
-    probe = None
-    if d is None:
-        decision, probe = precision.decide_and_probe(scene.model, view, plan.mode, scene.keyframes_where)
-        cache.put_decision(dkey, decision.to_json())
-    else:
-        decision = Decision.from_json(d)
-    key = frame_key(scene.model, vf, decision.dtype)
-    shape = (plan.size[1], plan.size[0])
-    if not force:
-        got = cache.get_frame(key, shape)
-        if got is not None:
-            return got[0], got[1], False
-    rep.frame_start(k, decision)
-    res = compute_frame(scene, view, plan.mode, decision, on_progress=rep.pixel_steps, probe=probe)
+    d = None if force else cache.get_decision(decision_key(scene.model, view.key_fields(), plan.mode))
+    return Job(k, scene.model, view, plan.mode, scene.keyframes_where, Decision.from_json(d) if d else None)
+
+
+def store_frame(plan: Plan, cache: Cache, res: JobResult) -> dict:
+    """Write a trained frame (and its decision, if new) to the cache; returns its record."""
+    k = res.job.id
+    vf = res.job.view.key_fields()
+    if res.decided:
+        cache.put_decision(decision_key(plan.scene.model, vf, plan.mode), res.decision.to_json())
     meta = {
         "time": str(path.frame_time(k, plan.fps)),
         "view": vf,
-        "dtype": decision.dtype,
-        "resolved": decision.resolved,
-        "decision": decision.to_json(),
+        "dtype": res.decision.dtype,
+        "resolved": res.decision.resolved,
+        "decision": res.decision.to_json(),
         "seconds": res.seconds,
         "pixel_steps": plan.pixel_steps_per_frame,
         "summary": color.summary(res.raw),
     }
-    cache.put_frame(key, res.raw, meta)
-    return res.raw, meta, True
+    cache.put_frame(frame_key(plan.scene.model, vf, res.decision.dtype), res.raw, meta)
+    return meta
 
 
-def render(plan: Plan, force: bool = False, rep: Reporter | None = None) -> RenderResult:
+def train_frames(plan: Plan, cache: Cache, ks: list[int], force: bool, rep: Reporter,
+                 executor: Executor | None = None) -> dict[int, tuple[np.ndarray, dict, bool]]:
+    """Frames ``ks``: each from the cache, or trained by ``executor`` (default:
+    this process) and written to the cache here. Returns k -> (raw, meta, trained)."""
+    executor = executor or LocalExecutor()
+    got: dict[int, tuple[np.ndarray, dict, bool]] = {}
+    shape = (plan.size[1], plan.size[0])
+    todo = []
+    for k in ks:
+        st = None if force else lookup(plan, cache, k)
+        hit = None if st is None or st.key is None else cache.get_frame(st.key, shape)
+        if hit is None:
+            todo.append(k)
+        else:
+            got[k] = (hit[0], hit[1], False)
+            rep.frame_done(k, True, None, hit[1].get("dtype"))
+    jobs = (frame_job(plan, cache, k, force) for k in todo)
+    for res in executor.run(jobs, rep.pixel_steps):
+        meta = store_frame(plan, cache, res)
+        got[res.job.id] = (res.raw, meta, True)
+        rep.frame_done(res.job.id, False, res.decision.warning, res.decision.dtype)
+    return got
+
+
+def render(plan: Plan, force: bool = False, rep: Reporter | None = None, executor: Executor | None = None) -> RenderResult:
     rep = rep or Reporter()
     cache = plan.cache
     cache.prepare()
@@ -221,25 +191,18 @@ def render(plan: Plan, force: bool = False, rep: Reporter | None = None) -> Rend
     states = [lookup(plan, cache, k) for k in range(plan.n_frames)]
     cached = 0 if force else sum(s.meta is not None for s in states)
     rep.start(plan.n_frames, cached)
-    summaries, keys = [], []
-    rendered = reused = 0
-    engine_s = 0.0
-    for k in range(plan.n_frames):
-        t1 = time.perf_counter()
-        _, meta, trained = ensure_frame(plan, cache, k, force, rep)
-        if trained:
-            rendered += 1
-            engine_s += time.perf_counter() - t1
-        else:
-            reused += 1
-        summaries.append(meta["summary"])
-        keys.append(frame_key(plan.scene.model, plan.view(k).key_fields(), meta["dtype"]))
-        rep.frame_done(k, not trained, meta.get("decision", {}).get("warning"))
+    t1 = time.perf_counter()
+    frames = train_frames(plan, cache, list(range(plan.n_frames)), force, rep, executor)
+    engine_s = time.perf_counter() - t1
+    rendered = sum(f[2] for f in frames.values())
+    summaries = [frames[k][1]["summary"] for k in range(plan.n_frames)]
+    keys = [frame_key(plan.scene.model, plan.view(k).key_fields(), frames[k][1]["dtype"]) for k in range(plan.n_frames)]
+    del frames
     t2 = time.perf_counter()
     rep.encoding(plan.n_frames)
     encode.write_mp4(plan.video_path, _rgb_frames(plan, cache, keys, summaries, rep), plan.size, plan.fps, plan.scene.video.quality)
     t3 = time.perf_counter()
-    return RenderResult(rendered, reused, plan.video_path, t3 - t0, engine_s, t3 - t2)
+    return RenderResult(rendered, plan.n_frames - rendered, plan.video_path, t3 - t0, engine_s if rendered else 0.0, t3 - t2)
 
 
 def _rgb_frames(plan: Plan, cache: Cache, keys: list[str], summaries: list[dict], rep: Reporter) -> Iterator[np.ndarray]:
@@ -249,7 +212,7 @@ def _rgb_frames(plan: Plan, cache: Cache, keys: list[str], summaries: list[dict]
     for k, key in enumerate(keys):
         got = cache.get_frame(key, shape)
         if got is None:  # vanished or corrupted since the training pass: retrain it
-            got = ensure_frame(plan, cache, k, True, Reporter())[:2]
+            got = train_frames(plan, cache, [k], True, Reporter())[k][:2]
         ks, ws = color.window_weights(k, len(keys), radius)
         ref = color.blend([summaries[j] for j in ks], ws)
         img = color.colorize(got[0], ref, plan.scene.video.palette)

@@ -1,0 +1,103 @@
+"""The engine: per-pixel hyperparameters in, the raw per-pixel measure out.
+
+Each pixel is one full training run; JAX trains many at once. The engine
+writes no frames (what it keeps on disk is JAX's compiled programs and the
+models' random draws, :mod:`.config` and :mod:`.randoms`).
+
+One room per concern:
+
+- :mod:`.config`: the explicit runtime configuration (:func:`configure`);
+- :mod:`.randoms`: the reference experiment's random draws;
+- :mod:`.measure`: the per-pixel measure, in NumPy;
+- :mod:`.arith`: the arithmetics (precisions) the steps are written over;
+- :mod:`.formulation`: the seam: one object per model kind and implementation;
+- :mod:`.network`, :mod:`.mandelbrot`: the formulations;
+- :mod:`.layout`: the row layout of a device's pixels;
+- :mod:`.devices`: the device policy (chunk, group and segment sizes);
+- :mod:`.scheduler`: groups, chunks, segments and retirement.
+
+Use :func:`train`; everything a caller needs is named here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..model import ENGINE_VERSION, Model
+from . import config, formulation, mandelbrot, network  # noqa: F401  (registers the formulations)
+from .arith import FLOAT32, FLOAT64, LADDER, arithmetic
+from .config import compile_cache_dir, configure
+from .devices import SEGMENT_STEPS, default_chunk, device_name, policy
+from .randoms import Draws, draws
+from .formulation import Formulation, choose, implementations, register
+from .measure import LAST, MANDELBROT_ESCAPE, V_CAP, mandelbrot_measure, network_measure
+from .network import RETIRE_V
+from .scheduler import Counts, train_group
+
+__all__ = [
+    "ENGINE_VERSION", "FLOAT32", "FLOAT64", "LADDER", "LAST", "MANDELBROT_ESCAPE", "RETIRE_V",
+    "SEGMENT_STEPS", "V_CAP", "Draws", "Formulation", "TrainResult", "arithmetic", "choose",
+    "compile_cache_dir", "configure", "default_chunk", "device_name", "draws", "implementation",
+    "implementations", "mandelbrot_measure", "network_measure", "register", "train",
+]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    values: np.ndarray  # (N,) float64 measure
+    computed: int  # pixel-steps actually trained (padding excluded); early exit makes it smaller
+    retired_by_rule: int  # pixels retired by the formulation's rule (RETIRE_V for networks)
+    implementation: str  # the formulation's implementation ("xla", ...)
+    arithmetic: str  # the arithmetic's name
+
+
+def implementation(model: Model, impl: str | None = None) -> Formulation:
+    """The formulation :func:`train` would use for ``model`` here (nothing is trained)."""
+    config.ensure()
+    import jax
+
+    return choose(model, jax.devices()[0].platform, impl)
+
+
+def train(
+    model: Model,
+    hx: np.ndarray,
+    hy: np.ndarray,
+    arith="float64",
+    *,
+    chunk: int | None = None,
+    early_exit: bool = True,
+    group: int | None = None,
+    impl: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train one run per pixel; the result's ``values`` is the float64 measure, shape (N,).
+
+    hx, hy: per-pixel hyperparameters in the arithmetic's host form (from
+    ``A.hypers``; for the float arithmetics float64, already rounded as they
+    should be): for the lr-lr plane (lr0, lr1); for init-lr (offset, lr);
+    for the Mandelbrot set (Re c, Im c). ``arith``: an arithmetic or its
+    name. ``impl`` forces an implementation (default: :func:`choose`).
+    ``on_progress(k)`` is called with the number of pixel-steps just
+    completed (retired pixels count as done).
+    """
+    config.ensure()
+    A = arithmetic(arith)
+    hx = np.ascontiguousarray(hx, dtype=np.float64).reshape((-1,) + A.host_shape)
+    hy = np.ascontiguousarray(hy, dtype=np.float64).reshape((-1,) + A.host_shape)
+    if hx.shape != hy.shape:
+        raise ValueError("hx and hy must have the same shape")
+    form = implementation(model, impl)
+    pol = policy(model, A.name, chunk, group)
+    consts = form.consts(model, A)
+    idx = form.schedule(model)
+    counts = Counts()
+    N = hx.shape[0]
+    out = np.empty(N, dtype=np.float64)
+    for g0 in range(0, N, pol.group):
+        ga, gb = hx[g0 : g0 + pol.group], hy[g0 : g0 + pol.group]
+        out[g0 : g0 + ga.shape[0]] = train_group(form, model, A, pol, consts, idx, ga, gb, early_exit, on_progress, counts)
+    return TrainResult(out, counts.computed, counts.retired_by_rule, form.impl, A.name)

@@ -1,0 +1,109 @@
+"""The seam between what is trained and how it is scheduled.
+
+A :class:`Formulation` is everything the scheduler needs to know of one model
+kind, in one object:
+
+- ``consts(model, A)``: device constants every chunk shares (the inputs X and
+  labels Y of a network; nothing for the Mandelbrot set);
+- ``schedule(model)``: per-step data shared by every pixel (minibatch indices), or None;
+- ``initial_state(model, a, A)``: each pixel's starting state, a NamedTuple of
+  host arrays with one row per pixel;
+- ``segment(model, A, B, seg, stop)``: the plain (unjitted) function that
+  trains a chunk of B pixels for ``seg`` steps,
+  ``(state, a, b, l0, consts, idx) -> Segment(state, losses, dead, ran, l0)``;
+- ``measure(steps, n)``: the accumulator that turns per-step values into the
+  measure (:mod:`zoomreel.engine.measure`);
+- ``retire(measure, ids)``: pixels to retire between segments besides ``dead``
+  (or None).
+
+Formulations are registered by (kind, implementation). The scheduler asks
+:func:`choose` which one runs; a second implementation of a kind (a fused
+GPU kernel, say) registers itself beside the XLA one, says where it applies,
+and names itself in the cache key through :attr:`Formulation.tag`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, NamedTuple
+
+from ..errors import UserError
+
+
+class Segment(NamedTuple):
+    state: Any  # the model state after the segment (same pytree as the input)
+    losses: Any  # (seg, B) per-step values in float64 terms (NaN for steps not run)
+    dead: Any  # (B,) bool: pixels whose state can no longer change the measure
+    ran: Any  # steps actually run (< seg when the whole chunk stopped early)
+    l0: Any  # (B,) each pixel's first value (NaN until the first step gives it)
+
+
+class Formulation:
+    kind: str = ""
+    impl: str = "xla"
+    tag: str = ""  # added to cache keys when not empty: values differ by rounding
+
+    def applies(self, platform: str, model) -> bool:
+        """Whether :func:`choose` picks this implementation by default there."""
+        return True
+
+    def consts(self, model, A) -> tuple:
+        return ()
+
+    def schedule(self, model):
+        return None
+
+    def initial_state(self, model, a, A):
+        raise TypeError(f"{type(self).__name__} has no initial state")
+
+    def segment(self, model, A, B: int, seg: int, stop: bool) -> Callable:
+        raise TypeError(f"{type(self).__name__} has no segment function")
+
+    def measure(self, steps: int, n: int):
+        raise TypeError(f"{type(self).__name__} has no measure")
+
+    def retire(self, measure, ids):
+        return None
+
+
+_REGISTRY: dict[tuple[str, str], Formulation] = {}
+# Tried in this order when no implementation is forced; "xla" is the fallback.
+_PREFERENCE: list[str] = []
+
+
+def register(f: Formulation, preferred: bool = False) -> Formulation:
+    _REGISTRY[(f.kind, f.impl)] = f
+    if preferred and f.impl not in _PREFERENCE:
+        _PREFERENCE.append(f.impl)
+    return f
+
+
+def implementations(kind: str | None = None) -> list[Formulation]:
+    """Every registered formulation (of one kind)."""
+    return [f for (k, _), f in _REGISTRY.items() if kind is None or k == kind]
+
+
+def get(kind: str, impl: str) -> Formulation:
+    return _REGISTRY[(kind, impl)]
+
+
+KERNEL_ENV = "ZOOMREEL_KERNEL"
+
+
+def choose(model, platform: str, impl: str | None = None) -> Formulation:
+    """The formulation that trains ``model`` on ``platform``.
+
+    ``impl`` (or the ZOOMREEL_KERNEL variable) forces an implementation for
+    the network kind; otherwise the first preferred one that applies, else XLA.
+    """
+    forced = impl or os.environ.get(KERNEL_ENV, "").strip() or None
+    if forced is not None and model.kind == "network":
+        known = sorted({i for (k, i) in _REGISTRY if k == model.kind})
+        if (model.kind, forced) not in _REGISTRY:
+            raise UserError(f"unknown kernel {forced!r}", KERNEL_ENV, f"use one of {', '.join(known)}")
+        return _REGISTRY[(model.kind, forced)]
+    for name in _PREFERENCE:
+        f = _REGISTRY.get((model.kind, name))
+        if f is not None and f.applies(platform, model):
+            return f
+    return _REGISTRY[(model.kind, "xla")]
