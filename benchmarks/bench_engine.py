@@ -1,16 +1,18 @@
 """zoomreel's engine against the straightforward JAX formulation, same grid, same process.
 
-The baseline is what a direct port of the reference does: jax.vmap over pixels
-of one network's value_and_grad step, all pixels in one batch, the steps under
-lax.scan, the loss of every step recorded. It lives only here, as the
-yardstick. Runs alternate (baseline, engine, baseline, engine, ...) and the
-best time of each is kept.
+The baseline is what a direct port of the paper's experiment does: jax.vmap
+over pixels of one network's value_and_grad step, all pixels in one batch,
+the steps under lax.scan, the loss of every step recorded. It lives only
+here, as the yardstick. Runs alternate (baseline, engine, frame, baseline,
+...) and the best time of each is kept.
 
     python benchmarks/bench_engine.py [--size 128] [--steps 200] [--repeats 2]
-                                      [--center 1.5,1.5] [--span 9]
+        [--kernel xla|fused] [--dtypes float32,float64] [--center 1.5,1.5] [--span 9] [--no-frame]
 
 The default view is the paper's standard one; a view on the boundary (say
 --center 1.5622,2.2230 --span 0.1) shows the engine with little early exit.
+--kernel picks the engine's implementation of the network step (engine.train's
+impl=; the whole frame runs it too, through ZOOMREEL_KERNEL).
 
 Besides the engine alone, it times what `zoomreel frame --precision <dtype>`
 does for the same view (precision probe included; the probe's pixels in the
@@ -25,36 +27,27 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
+import sys
 import tempfile
-import time
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
-from zoomreel import engine, path, render, scene
+from zoomreel import bench, engine, path, scene, views
+from zoomreel.engine.formulation import KERNEL_ENV
+from zoomreel.errors import UserError
 from zoomreel.model import Model
 
-import jax
-import jax.numpy as jnp
-from jax import lax
 
-# Peak FLOP/s by device, for the "fraction of peak" column.
-PEAKS = {
-    "cpu": {"float32": 166e9, "float64": 83e9},  # the 2-core CI/dev machine (../shared/paper.md)
-    "NVIDIA H100 80GB HBM3": {"float32": 67e12, "float64": 34e12},  # SXM, non-tensor-core
-    "NVIDIA H200": {"float32": 67e12, "float64": 34e12},
-}
+def baseline(model: Model, hx, hy, A):
+    """The straightforward port: vmap of one network's value_and_grad step."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
 
-
-def flops_per_pixel_step(model: Model) -> float:
-    n, P = model.width, model.n_points
-    return 4.0 * P * n * n + 12.0 * P * n  # two products + the elementwise work
-
-
-def baseline(model: Model, hx, hy, dtype):
     d = engine.draws(model)
-    dt = engine.DTYPES[dtype]
+    dt = A.dtype
     X, Y = jnp.asarray(d.x.astype(dt)), jnp.asarray(d.y.astype(dt))
     W0, W1 = jnp.asarray(d.w0.astype(dt)), jnp.asarray(d.w1.astype(dt))
     n = model.width
@@ -73,9 +66,9 @@ def baseline(model: Model, hx, hy, dtype):
         _, ls = lax.scan(step, (W0, W1), None, length=model.steps)
         return ls
 
-    # The same full-precision products as the engine (engine.FULL): on a GPU,
-    # JAX's default would let the baseline's float32 products run in TF32,
-    # which is faster and less exact (on the CPU this changes nothing).
+    # The same full-precision products as the engine: on a GPU, JAX's default
+    # would let the baseline's float32 products run in TF32, faster and less
+    # exact (on the CPU this changes nothing).
     with jax.default_matmul_precision("highest"):
         f = jax.jit(jax.vmap(run_pixel))
         losses = f(jnp.asarray(hx.astype(dt)), jnp.asarray(hy.astype(dt)))
@@ -94,68 +87,76 @@ def frame_scene(model: Model, view: path.View, folder: str) -> scene.Scene:
     return scene.load(p)
 
 
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t, out
+def check_kernel(kernel: str) -> None:
+    """Exit with a clear line when the network kind has no such implementation."""
+    known = sorted(f.impl for f in engine.implementations("network"))
+    if kernel not in known:
+        sys.exit(f"--kernel {kernel}: this zoomreel has no {kernel!r} implementation of the network step "
+                 f"(registered: {', '.join(known)})")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--size", type=int, default=128, help="the grid is size x size pixels")
+    ap.add_argument("--steps", type=int, default=200, help="training steps per pixel")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--kernel", default="xla", help="the engine's implementation of the network step: xla or fused")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--center", default="1.5,1.5", help="view centre x,y (log10 learning rates)")
     ap.add_argument("--span", default="9", help="view width (log10 units)")
     ap.add_argument("--no-frame", action="store_true", help="time the engine only, not the whole frame")
     a = ap.parse_args()
-    from decimal import Decimal
+    engine.configure()
+    check_kernel(a.kernel)
+    os.environ[KERNEL_ENV] = a.kernel  # the whole frame trains with it too
 
     model = Model(steps=a.steps)
     cx, cy = (Decimal(v) for v in a.center.split(","))
     view = path.View((cx, cy), Decimal(a.span), (a.size, a.size))
     standard = (cx, cy, Decimal(a.span)) == (Decimal("1.5"), Decimal("1.5"), Decimal(9))
     view_name = "standard view" if standard else f"view centre ({cx}, {cy}) span {a.span}"
-    hx, hy = path.pixel_hypers(model, view)
-    work = hx.size * model.steps
-    dev = jax.devices()[0]
-    kind = getattr(dev, "device_kind", dev.platform)
-    peaks = PEAKS.get(kind, PEAKS["cpu"] if dev.platform == "cpu" else None)
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()} ({kind}); jax {jax.__version__}")
-    print(f"grid {a.size}x{a.size}, {a.steps} steps, {view_name}; chunk float32 {engine.default_chunk(model, 'float32')} float64 {engine.default_chunk(model, 'float64')}; flops/pixel-step {flops_per_pixel_step(model):.3g}")
+    work = a.size * a.size * model.steps
+    fl = bench.flops_per_pixel_step(model)
+    print(bench.machine())
+    print(f"grid {a.size}x{a.size}, {a.steps} steps, {view_name}, kernel {a.kernel}; "
+          f"chunk float32 {engine.default_chunk(model, 'float32')} float64 {engine.default_chunk(model, 'float64')}; "
+          f"flops/pixel-step {fl:.3g}")
     ratios = {}
+    tmp = tempfile.TemporaryDirectory()
+    sc = frame_scene(model, view, tmp.name)
     for dtype in a.dtypes.split(","):
-        # warm up: compile both
-        small = slice(0, min(hx.size, 64))
-        baseline(model, hx[small], hy[small], dtype)
-        engine.train(model, hx[small], hy[small], dtype)
-        tb, te, tf = [], [], []
-        tmp = tempfile.TemporaryDirectory()
-        sc = frame_scene(model, view, tmp.name)
-        for _ in range(a.repeats):
-            t, vb = timed(lambda: baseline(model, hx, hy, dtype))
-            tb.append(t)
-            st = {}
-            t, ve = timed(lambda: engine.train(model, hx, hy, dtype, stats=st))
-            te.append(t)
-            if not a.no_frame:
-                t, fr = timed(lambda: render.compute_frame(sc, view, dtype))
-                tf.append(t)
-        tmp.cleanup()
-        b, e = min(tb), min(te)
+        A = engine.arithmetic(dtype)
+        hx, hy = path.pixel_hypers(model, view, A)
+        small = slice(0, min(hx.size, 64))  # warm up: compile both
+        baseline(model, hx[small], hy[small], A)
+        try:
+            engine.train(model, hx[small], hy[small], A, impl=a.kernel)
+        except UserError as e:
+            sys.exit(f"--kernel {a.kernel}: {e.line()}")
+        sides = {
+            "baseline": lambda: baseline(model, hx, hy, A),
+            "engine": lambda: engine.train(model, hx, hy, A, impl=a.kernel),
+        }
+        if not a.no_frame:
+            sides["frame"] = lambda: views.compute_frame(sc, view, dtype)
+        best = bench.alternate(sides, a.repeats)
+        (b, vb), (e, res) = best["baseline"], best["engine"]
+        ve = res.values
         rb, re_ = work / b, work / e
-        fl = flops_per_pixel_step(model)
         agree = float(np.mean((vb < 0) == (ve < 0)))
-        trained = st["computed"] / work
-        line = f"{dtype}: baseline {rb:.3g} px-steps/s ({rb * fl / 1e9:.1f} GFLOP/s), zoomreel {re_:.3g} px-steps/s ({re_ * fl / 1e9:.1f} GFLOP/s effective"
-        line += f"; trained {trained:.0%} of the pixel-steps, the rest retired by early exit"
-        line += f", so {re_ * trained * fl / 1e9:.1f} GFLOP/s executed"
-        if peaks:
-            line += f" = {re_ * trained * fl / peaks[dtype]:.0%} of peak {peaks[dtype] / 1e9:.0f}"
-        line += f"), ratio {b / e:.2f}, class agreement {agree:.2%}, seconds baseline {b:.2f} zoomreel {e:.2f}"
+        trained = res.computed / work
+        line = (f"{dtype}: baseline {rb:.3g} px-steps/s ({rb * fl / 1e9:.1f} GFLOP/s), "
+                f"zoomreel ({res.implementation}) {re_:.3g} px-steps/s ({re_ * fl / 1e9:.1f} GFLOP/s effective"
+                f"; trained {trained:.0%} of the pixel-steps, the rest retired by early exit"
+                f", so {re_ * trained * fl / 1e9:.1f} GFLOP/s executed")
+        pk = bench.peak(dtype)
+        if pk:
+            line += f" = {re_ * trained * fl / pk:.0%} of peak {pk / 1e9:.0f}"
+        line += (f"), ratio {bench.ratio(b, e):.2f}, class agreement {agree:.2%}, "
+                 f"seconds baseline {b:.2f} zoomreel {e:.2f}")
         print(line, flush=True)
-        if tf:
+        if "frame" in best:
+            tf, fr = best["frame"]
             fv = fr.raw.ravel()
             same = np.array_equal(fv, ve)
             if not same:
@@ -163,12 +164,13 @@ def main():
                 flips = int(np.sum((fv < 0) != (ve < 0)))
                 same = f"False ({differ} pixels differ, {flips} change class)"
             print(
-                f"{dtype} frame: `zoomreel frame --precision {dtype}` trains in {min(tf):.2f} s "
-                f"(precision probe of {fr.decision.probe_pixels} px included), {work / min(tf):.3g} px-steps/s, "
-                f"ratio {b / min(tf):.2f} against the baseline; same values as the engine alone: {same}",
+                f"{dtype} frame: `zoomreel frame --precision {dtype}` trains in {tf:.2f} s "
+                f"(precision probe of {fr.decision.probe_pixels} px included), {work / tf:.3g} px-steps/s, "
+                f"ratio {bench.ratio(b, tf):.2f} against the baseline; same values as the engine alone: {same}",
                 flush=True,
             )
-        ratios[dtype] = b / e
+        ratios[dtype] = bench.ratio(b, e)
+    tmp.cleanup()
     print("ratio " + " ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
 
 
