@@ -4,8 +4,9 @@ Runs the real command in a subprocess and takes the kernel's maximum resident
 set of it (getrusage of the reaped child; while it runs, VmHWM in
 /proc/<pid>/status, Linux), until it exits or --seconds pass. Memory is
 bounded by the engine's group of pixels, so a run stopped early by --seconds
-already shows most of the peak (1080p, 500 steps: 571 MB after 240 s, 597 MB
-at the end); the output says whether the frame finished.
+already shows most of the peak; the output says whether the frame finished.
+The baseline, measured first in the same run, is the floor of any zoomreel
+process: one that imports the engine, configures it and starts JAX's devices.
 
     python benchmarks/peak_memory.py [--size 1920x1080] [--steps 500] [--seconds 0]
 """
@@ -13,14 +14,14 @@ at the end); the output says whether the frame finished.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from zoomreel import bench
 
 TOML = """
 [model]
@@ -47,6 +48,15 @@ def hwm_mb(pid: int) -> float | None:
     return None
 
 
+FLOOR = "from zoomreel import engine; engine.configure(); import jax; jax.devices()"
+
+
+def floor_mb() -> float:
+    """Peak RSS of a process that only starts the engine's JAX (the first child reaped)."""
+    subprocess.run([sys.executable, "-c", FLOOR], check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="1920x1080")
@@ -55,6 +65,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: run to the end)")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.lower().split("x"))
+    floor = floor_mb()
     with tempfile.TemporaryDirectory() as d:
         toml = Path(d) / "big.toml"
         toml.write_text(TOML.format(steps=a.steps, w=w, h=h, precision=a.precision))
@@ -75,9 +86,10 @@ def main():
         secs = time.perf_counter() - t0
         if finished:  # exact: the kernel's maximum RSS of the reaped child
             peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores; python {platform.python_version()}")
+    print(bench.machine())
     print(f"zoomreel frame {w}x{h}, {a.steps} steps, {a.precision}: peak RSS {peak:.0f} MB "
-          f"after {secs:.0f} s ({'finished' if finished else 'stopped early: the peak so far'})")
+          f"after {secs:.0f} s ({'finished' if finished else 'stopped early: the peak so far'}); "
+          f"baseline (a process that only starts JAX) {floor:.0f} MB, ratio {peak / floor:.2f}")
     if finished:
         print(out.strip() or err.strip())
 

@@ -57,10 +57,13 @@ def peak(dtype: str) -> float | None:
 
 
 def machine() -> str:
-    """One line naming the date, host, CPU, cores, JAX device and versions."""
+    """One line naming the date, host, CPU, cores, JAX device and versions
+    (configures the engine with its defaults unless the script did)."""
     import jax
 
     from . import engine
+
+    engine.config.ensure()
 
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
