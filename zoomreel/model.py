@@ -12,11 +12,9 @@ NONLINEARITIES = ("tanh", "relu", "identity")
 PLANES = ("lr-lr", "init-lr")
 KINDS = ("network", "mandelbrot")
 
-# Bump when anything changes the pixels the engine produces (part of cache keys).
-# "2": products forced to full float32 precision; frames made on a GPU under
-# version "1" may have been computed with TF32 products (CPU frames are equal).
-# "3": the loss summed in one fixed order (engine.sum_last), so that a pixel's
-# value no longer depends on its chunk's size; values move by rounding only.
+# Part of every frame's cache key: bump it whenever a change to the engine
+# changes any pixel's bits on any device, so that cached frames are trained
+# again (what each version changed is in git's history of this line).
 ENGINE_VERSION = "3"
 
 
