@@ -1,9 +1,10 @@
 """An independent NumPy float64 implementation of the reference experiment.
 
-Written from the experiment as J. Sohl-Dickstein, "The boundary of neural network
-trainability is fractal" (arXiv 2402.06184, 2024) describes it, separately from zoomreel.engine: one network
-at a time, plain forward pass, gradients by hand in the textbook layout
-(no pixel-major tricks, no chunking, no early exit), and its own measure.
+Written from the experiment as J. Sohl-Dickstein, "The boundary of neural
+network trainability is fractal" (arXiv 2402.06184, 2024) describes it,
+separately from zoomreel.engine: one network at a time, plain forward pass,
+gradients by hand in the textbook layout (no pixel-major tricks, no chunking,
+no early exit), and its own measure.
 Only the random draws are shared, because they must be the reference's.
 """
 

@@ -44,6 +44,7 @@ _PALETTES = {
     ],
 }
 PALETTE_NAMES = tuple(_PALETTES)
+DEFAULT_PALETTE = PALETTE_NAMES[0]
 
 
 def lut(name: str, n: int = 1024) -> np.ndarray:
@@ -108,7 +109,7 @@ def positions(raw: np.ndarray, ref: dict) -> np.ndarray:
     return (1.0 - t) / 2.0
 
 
-def colorize(raw: np.ndarray, ref: dict | None = None, palette: str = "spectral") -> np.ndarray:
+def colorize(raw: np.ndarray, ref: dict | None = None, palette: str = DEFAULT_PALETTE) -> np.ndarray:
     """RGB uint8 image (H, W, 3), y growing upwards as on a plot."""
     ref = ref if ref is not None else summary(raw)
     table = lut(palette)

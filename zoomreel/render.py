@@ -19,6 +19,7 @@ from .views import FrameResult, compute_frame, train_view  # noqa: F401  (the on
 from .cache import Cache, decision_key, frame_key
 from .executor import Executor, Job, JobResult, LocalExecutor
 from .precision import Decision
+from .precisions import ARITHMETICS
 from .scene import Scene
 
 BLEND_SECONDS = 0.5  # colour reference is blended over +/- this much time
@@ -225,7 +226,7 @@ def _rgb_frames(plan: Plan, cache: Cache, keys: list[str], summaries: list[dict]
 def info(plan: Plan) -> dict:
     """The plan and what the cache holds, without training anything."""
     cache = plan.cache
-    counts = {"float32": 0, "float64": 0}
+    counts = dict.fromkeys(ARITHMETICS, 0)
     cached, seconds, steps_done = 0, 0.0, 0
     for k in range(plan.n_frames):
         st = lookup(plan, cache, k)

@@ -12,11 +12,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
+from .color import DEFAULT_PALETTE, PALETTE_NAMES as PALETTES
 from .errors import UserError
 from .model import KINDS, NONLINEARITIES, PLANES, Model
-
-PRECISIONS = ("auto", "float32", "float64")
-PALETTES = ("spectral", "coolwarm")  # see color.py
+from .precisions import AUTO, PRECISIONS
 
 SIZE_MIN, SIZE_MAX = 16, 8192
 STEPS_MIN, STEPS_MAX = 20, 100_000
@@ -27,8 +26,8 @@ WIDTH_MIN, WIDTH_MAX = 1, 256
 class Video:
     size: tuple[int, int] = (1280, 720)
     fps: int = 30
-    precision: str = "auto"
-    palette: str = "spectral"
+    precision: str = AUTO
+    palette: str = DEFAULT_PALETTE
     overlay: bool = False
     quality: int = 18  # x264 CRF: lower is better
 
@@ -195,8 +194,8 @@ def _validate(r: _Reader, doc: dict) -> Scene:
         r.fail("video.size", f"expected [width, height], got {size!r}", "write size = [1280, 720]")
     size = tuple(r.number(s, "video.size", integer=True, lo=SIZE_MIN, hi=SIZE_MAX) for s in size)
     fps = r.number(v.get("fps", 30), "video.fps", integer=True, lo=1, hi=240)
-    precision = r.choice(v.get("precision", "auto"), "video.precision", PRECISIONS)
-    palette = r.choice(v.get("palette", "spectral"), "video.palette", PALETTES)
+    precision = r.choice(v.get("precision", AUTO), "video.precision", PRECISIONS)
+    palette = r.choice(v.get("palette", DEFAULT_PALETTE), "video.palette", PALETTES)
     overlay = v.get("overlay", False)
     if not isinstance(overlay, bool):
         r.fail("video.overlay", f"expected true or false, got {overlay!r}", "write overlay = true")

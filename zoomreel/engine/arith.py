@@ -23,6 +23,8 @@ import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
+from .. import precisions
+
 PREC = 60  # significant digits of the decimal work
 
 
@@ -218,8 +220,8 @@ class FloatArithmetic:
         return a
 
 
-FLOAT32 = FloatArithmetic("float32", np.float32, 0)
-FLOAT64 = FloatArithmetic("float64", np.float64, 1)
+FLOAT32 = FloatArithmetic(precisions.FLOAT32, np.float32, 0)
+FLOAT64 = FloatArithmetic(precisions.FLOAT64, np.float64, 1)
 
 # The order ``precision = "auto"`` walks: the first arithmetic that resolves a
 # view is used (see zoomreel.precision). A deeper arithmetic appends itself.
