@@ -15,19 +15,45 @@ from zoomreel.model import Model
 BOUNDARY = (Decimal("2.5"), Decimal("2.1298"))
 
 
+def whole_frame(model, view, nudged=False):
+    """Every pixel of the view in each arithmetic (and in float64 nudged as the probe nudges)."""
+    out = {}
+    for A in (engine.FLOAT32, engine.FLOAT64):
+        hx, hy = path.pixel_hypers(model, view, A)
+        out[A.name] = engine.train(model, hx, hy, A).values
+    n = precision.NUDGE_ULP
+    if nudged:
+        out["nudged"] = engine.train(model, engine.FLOAT64.nudge(hx, n), engine.FLOAT64.nudge(hy, n), engine.FLOAT64).values
+    return out
+
+
 def test_auto_picks_float32_on_a_shallow_view():
+    model = Model(steps=60)
     view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (32, 32))
-    d = precision.decide(Model(steps=60), view)
-    assert d.dtype == "float32" and d.resolved >= precision.MIN_AGREEMENT
+    d = precision.decide(model, view)
+    assert d.dtype == "float32"
+    # the probe was right: over the whole frame float32 and float64 agree as well as required
+    v = whole_frame(model, view)
+    whole = precision.agreement(v["float32"], v["float64"])
+    assert whole >= precision.MIN_AGREEMENT
+    assert abs(d.resolved - whole) < 0.02
 
 
 def test_auto_picks_float64_on_a_deep_view():
     # the boundary point is the paper's for 100 steps
+    model = Model(steps=100)
     view = path.View(BOUNDARY, Decimal("1e-4"), (32, 32))
-    d = precision.decide(Model(steps=100), view)
+    d = precision.decide(model, view)
     assert d.dtype == "float64"
-    assert d.f32_agreement is None or d.f32_agreement < precision.MIN_AGREEMENT
-    assert 0.5 <= d.resolved <= 1.0
+    # the probe was right: over the whole frame float32 really disagrees with
+    # float64, and the probe's two measures are close to the whole frame's
+    v = whole_frame(model, view, nudged=True)
+    f32 = precision.agreement(v["float32"], v["float64"])
+    assert f32 < precision.MIN_AGREEMENT
+    assert abs(d.f32_agreement - f32) < 0.1
+    # a float64 frame's resolved % is its agreement with itself nudged
+    assert d.resolved == d.f64_agreement
+    assert abs(d.resolved - precision.agreement(v["nudged"], v["float64"])) < 0.05
 
 
 def test_past_float64_is_an_error_naming_the_deepest_span():
@@ -60,17 +86,21 @@ def test_forced_precision_is_honoured(monkeypatch):
     assert dtypes == []  # refused before training anything
 
 
-@pytest.mark.parametrize("size, k", [((16, 16), 256), ((48, 48), 256), ((64, 64), 256), ((128, 128), 256),
-                                     ((256, 256), 1024), ((480, 270), 1024), ((1920, 1080), 1024)])
-def test_probe_is_never_smaller_than_calibrated_and_a_small_share_of_big_frames(size, k):
+@pytest.mark.parametrize("size", [(16, 16), (48, 48), (64, 64), (128, 128), (256, 256), (480, 270), (1920, 1080)])
+def test_probe_is_never_smaller_than_calibrated_and_a_small_share_of_big_frames(size):
     idx = precision.probe_indices(size)
     npix = size[0] * size[1]
+    # distinct pixels of this frame, the same ones every time (a resumed frame
+    # probes what its first run probed)
+    assert np.unique(idx).size == idx.size and idx.min() >= 0 and idx.max() < npix
+    assert np.array_equal(idx, precision.probe_indices(size))
     # at least the 256 pixels every calibration frame had (or the whole frame),
-    # distinct pixels of this frame, and at most 1/64 of any frame from 128x128 up
-    assert idx.size == k
-    assert np.unique(idx).size == k and idx.min() >= 0 and idx.max() < npix
+    # at most 1024, and at most 1/64 of any frame from 128x128 up
+    assert min(256, npix) <= idx.size <= 1024
     if npix >= 128 * 128:
-        assert k <= npix / 64
+        assert idx.size <= npix / 64
+    if 128 * 128 <= npix <= 256 * 256:
+        assert idx.size == npix // 64  # docs/precision.md: exactly 1/64 there
 
 
 @pytest.mark.parametrize("span, dtype", [("3", "float32"), ("1e-4", "float64")])
@@ -116,6 +146,14 @@ def test_frame_command_writes_png_npy_and_summary(tmp_path, write_scene):
     # drawn as a plot: converged (cool, blue > red) at the bottom, diverged (warm) at the top
     assert img[-1, :, 2].mean() > img[-1, :, 0].mean()
     assert img[0, :, 0].mean() > img[0, :, 2].mean()
+
+
+def test_the_precision_names_are_the_engines_arithmetics():
+    from zoomreel import precisions, scene
+
+    # one source: what a keyframe file may ask for is what the engine can train, cheapest first
+    assert precisions.ARITHMETICS == engine.arith.names()
+    assert scene.PRECISIONS == ("auto",) + engine.arith.names()
 
 
 def test_compiled_programs_are_kept_between_runs_and_give_the_same_bits(tmp_path, write_scene):
