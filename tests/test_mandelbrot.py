@@ -123,3 +123,19 @@ def test_shipped_mandelbrot_file_zooms_ten_decades_within_float64(tmp_path):
     full = render.make_plan(s, draft=False, out=tmp_path).view(plan.n_frames - 1)
     assert precision.deepest_span(s.model, full) < float(full.span)
 
+
+
+@pytest.mark.parametrize("impl", [f.impl for f in engine.implementations("mandelbrot")])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_early_exit_changes_no_mandelbrot_value(dtype, impl):
+    """Escaped points retire at a segment's end; every value stays bit-for-bit equal."""
+    model = Model(kind="mandelbrot", steps=120)
+    view = path.View((Decimal("-0.75"), Decimal("0.1")), Decimal("2.6"), (24, 16))
+    hx, hy = path.pixel_hypers(model, view, engine.arithmetic(dtype))
+    res = engine.train(model, hx, hy, dtype, early_exit=True, impl=impl)
+    full = engine.train(model, hx, hy, dtype, early_exit=False, impl=impl)
+    assert full.computed == hx.size * model.steps
+    # most points escape within the first segment, so early exit must skip work
+    assert res.computed < full.computed / 2
+    assert (full.values > 0).sum() > hx.size / 2 and (full.values < 0).sum() > 20
+    np.testing.assert_array_equal(res.values, full.values)
