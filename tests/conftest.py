@@ -8,7 +8,7 @@ import pytest
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-# Compiled programs go to a folder of this test session, not the user's cache
+# Compiled programs go to a folder of this test run, not the user's cache
 # (set before zoomreel is imported; the CLI subprocesses inherit it).
 os.environ["ZOOMREEL_JAX_CACHE"] = tempfile.mkdtemp(prefix="zoomreel-jax-")
 

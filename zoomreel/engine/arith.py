@@ -11,7 +11,7 @@ frame's cache key and summary name the arithmetic by :attr:`Arithmetic.name`.
 
 Float arithmetics keep a hyperparameter on the host as the correctly rounded
 float64 of its decimal value, cast to the arithmetic's dtype on the way to the
-device (float32 is rounded from that float64, as it always was).
+device (float32 is rounded from that float64).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class NetworkState(NamedTuple):
 
 def constants(model, A) -> dict:
     """The step's constants in arithmetic ``A``: each given as its float64
-    value (what the float arithmetics have always used) and exactly."""
+    value (what the float arithmetics use) and exactly."""
     n = model.width
     with localcontext(prec=60):
         exact = {"inv_sqrt_n": 1 / Decimal(n).sqrt(), "sqrt2": Decimal(2).sqrt()}
