@@ -1,13 +1,13 @@
 """`zoomreel locate`: finding a boundary point by zooming with the engine itself."""
 
-import subprocess
-import sys
 from decimal import Decimal
 
 import numpy as np
+from typer.testing import CliRunner
 
 import reference as ref
 from zoomreel import engine, locate, path
+from zoomreel.cli import app
 from zoomreel.model import Model
 
 MANDELBROT = Model(kind="mandelbrot", steps=200)
@@ -55,9 +55,8 @@ def test_locate_zooms_onto_the_boundary_of_the_mandelbrot_set():
 def test_locate_command_prints_each_level_and_a_centre_to_paste(tmp_path):
     p = tmp_path / "m.toml"
     p.write_text('[model]\nkind = "mandelbrot"\nsteps = 100\n[[keyframe]]\ntime = 0.0\ncenter = [-0.75, 0]\nspan = 3\n')
-    r = subprocess.run([sys.executable, "-m", "zoomreel", "locate", str(p), "--depth", "0.03", "--size", "16"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    r = CliRunner().invoke(app, ["locate", str(p), "--depth", "0.03", "--size", "16"])
+    assert r.exit_code == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert [ln.split()[1] for ln in lines[:-1]] == ["3", "0.3", "0.03"]
     assert lines[-1].startswith("center = [")
@@ -68,6 +67,6 @@ def test_locate_command_prints_each_level_and_a_centre_to_paste(tmp_path):
 def test_locate_command_refuses_a_bad_depth_in_one_line(tmp_path):
     p = tmp_path / "m.toml"
     p.write_text('[model]\nkind = "mandelbrot"\nsteps = 100\n[[keyframe]]\ntime = 0.0\ncenter = [-0.75, 0]\nspan = 3\n')
-    r = subprocess.run([sys.executable, "-m", "zoomreel", "locate", str(p), "--depth", "-1"], capture_output=True, text=True)
-    assert r.returncode == 2
+    r = CliRunner().invoke(app, ["locate", str(p), "--depth", "-1"])
+    assert r.exit_code == 2
     assert r.stderr.strip() == "error: bad depth '-1' (--depth): give a positive span, e.g. 1e-6"

@@ -93,12 +93,15 @@ def _disk_error(e: OSError, p: Path) -> UserError:
 
 
 def _write(p: Path, writer) -> None:
+    from . import atomic
+
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        with open(p, "wb") as f:
-            writer(f)
     except OSError as e:
         raise _disk_error(e, p) from None
+    with atomic.replacing(p, on_error=_disk_error) as tmp:
+        with open(tmp, "wb") as f:
+            writer(f)
 
 
 def _writable(p: Path, option: str) -> None:
