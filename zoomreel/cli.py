@@ -235,6 +235,7 @@ def locate(
     depth: str = typer.Option("1e-6", "--depth", help="stop once the span is this small"),
     factor: int = typer.Option(10, "--factor", help="zoom factor per level"),
     size: int = typer.Option(48, "--size", help="grid per level (pixels per side)"),
+    rule: str = typer.Option("balanced", "--rule", help="balanced (half converged around it) | busiest (the most boundary around it)"),
 ):
     """Find a point on the boundary to zoom into, by zooming with the engine itself."""
 
@@ -248,6 +249,8 @@ def locate(
                 raise InvalidOperation
         except InvalidOperation:
             raise UserError(f"bad depth {depth!r}", "--depth", "give a positive span, e.g. 1e-6") from None
+        if rule not in loc.RULES:
+            raise UserError(f"unknown rule {rule!r}", "--rule", "use " + " or ".join(loc.RULES))
         if factor < 2 or not 16 <= size <= 512:
             raise UserError("factor or size out of range", "--factor/--size", "use a factor >= 2 and a size of 16 to 512")
         k = s.keyframes[0]
@@ -256,7 +259,7 @@ def locate(
         def show(lv):
             print(f"span {float(lv.view.span):.3g}  converged {lv.converged:.0%}  {lv.dtype}  centre ({lv.view.center[0]:.25f}, {lv.view.center[1]:.25f})", flush=True)
 
-        levels = loc.locate(s.model, View(k.center, k.span, (size, size)), d, factor, size, show)
+        levels = loc.locate(s.model, View(k.center, k.span, (size, size)), d, factor, size, show, rule)
         last = levels[-1].view
         digits = max(6, -int(last.span.adjusted()) + 4)
         print(f'center = ["{last.center[0]:.{digits}f}", "{last.center[1]:.{digits}f}"]')
@@ -274,6 +277,8 @@ def dimension(
     plot: Optional[Path] = typer.Option(None, "--plot", help="write box counts and dimension against depth to this PNG"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     precision: Optional[str] = typer.Option(None, "--precision", help=" | ".join(PRECISIONS)),
+    estimator: str = typer.Option("fit", "--estimator", help="fit (least squares over powers of two) | paper (the paper's median of local slopes)"),
+    levels: bool = typer.Option(False, "--levels", help="measure the paper's sequence instead of the video: one frame per 2x level, centred on the last keyframe, from a span of 6 down"),
 ):
     """Box-counting dimension of the boundary, frame by frame (cached frames reused)."""
 
@@ -283,14 +288,18 @@ def dimension(
 
         if frames is not None and frames < 1:
             raise UserError(f"--frames {frames} is not a positive count", "--frames", "give 1 or more, or leave it out for every frame")
+        if estimator not in dm.ESTIMATORS:
+            raise UserError(f"unknown estimator {estimator!r}", "--estimator", "use " + " or ".join(dm.ESTIMATORS))
         s = _scene(file, None, precision)
         plan = render.make_plan(s, draft, out_dir)
+        if levels:
+            plan = dm.levels_plan(plan)
         idx = dm.frame_indices(plan.n_frames, frames)
         rep = _RichReporter(quiet or as_json, plan.pixel_steps_per_frame)
         if plot:  # fail before training, not after
             _writable(plot, "--plot")
         try:
-            res = dm.measure_render(plan, idx, rep=rep)
+            res = dm.measure_render(plan, idx, rep=rep, estimator=estimator)
         finally:
             rep.stop()
         if plot:
@@ -308,12 +317,13 @@ def dimension(
             t = Table("frame", "time s", "depth", "span", "boundary px", "dimension", "r2")
             for f in res.frames:
                 d = f"{f.fit.dimension:.3f}" if f.fit else f"skipped: {f.skipped}"
-                r2 = f"{f.fit.r2:.4f}" if f.fit else ""
+                r2 = f"{f.fit.r2:.4f}" if isinstance(f.fit, dm.Fit) else ""
                 t.add_row(str(f.frame), f"{f.time:g}", f"{f.depth:.2f}", f"{f.span:.3g}", str(f.boundary_pixels), d, r2)
             out.print(t)
         m = res.summary
+        how = "median of all local slopes" if estimator == "paper" else "median"
         print(
-            f"dimension {m['median']:.3f} (median of {m['fitted']} frames; quartiles {m['q1']:.3f}-{m['q3']:.3f}, "
+            f"dimension {m['dimension']:.3f} ({how} of {m['fitted']} frames; frame quartiles {m['q1']:.3f}-{m['q3']:.3f}, "
             f"std {m['std']:.3f}) {Path(res.file).name} {W}x{H} {res.steps} steps"
             + (f"; plot {plot}" if plot else "")
         )

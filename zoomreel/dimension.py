@@ -107,6 +107,86 @@ def fit(mask: np.ndarray, sizes: list[int] | None = None) -> Fit:
     return Fit(float(-slope), r2, sizes, [int(c) for c in counts], float(intercept), cells)
 
 
+# --------------------------------------------------------------------------
+# The paper's estimator (Sohl-Dickstein 2024, Table 1), restated
+
+
+PAPER_SIZES = 10  # box sizes, log-spaced from PAPER_SMALLEST px to the shorter side
+PAPER_SMALLEST = 10
+
+
+def paper_sizes(shape: tuple[int, int]) -> list[int]:
+    """10 sizes spaced logarithmically from 10 px to the shorter side, as
+    integers, duplicates dropped."""
+    short = min(shape)
+    if short < PAPER_SMALLEST:
+        return []
+    return sorted({int(s) for s in np.geomspace(PAPER_SMALLEST, short, PAPER_SIZES)})
+
+
+def paper_counts(edge: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Boxes of each size, tiled from the first row and column (the last ones
+    in each direction partial), that hold both edge and non-edge pixels."""
+    edge = np.asarray(edge, dtype=bool)
+    H, W = edge.shape
+    counts = []
+    for s in sizes:
+        rows, cols = np.arange(0, H, s), np.arange(0, W, s)
+        inside = np.add.reduceat(np.add.reduceat(edge.astype(np.int64), rows, axis=0), cols, axis=1)
+        area = np.outer(np.diff(np.append(rows, H)), np.diff(np.append(cols, W)))
+        counts.append(int(((inside > 0) & (inside < area)).sum()))
+    return np.array(counts, dtype=np.int64)
+
+
+def local_slopes(sizes, counts) -> np.ndarray:
+    """-d log N / d log s at each size: central differences inside, one-sided
+    at the two ends. Sizes whose count is 0 are left out."""
+    s = np.asarray(sizes, dtype=np.float64)
+    n = np.asarray(counts, dtype=np.float64)
+    keep = n > 0
+    x, y = np.log(s[keep]), np.log(n[keep])
+    if x.size < 2:
+        return np.array([])
+    d = np.empty_like(x)
+    d[1:-1] = (y[2:] - y[:-2]) / (x[2:] - x[:-2])
+    d[0] = (y[1] - y[0]) / (x[1] - x[0])
+    d[-1] = (y[-1] - y[-2]) / (x[-1] - x[-2])
+    return -d
+
+
+@dataclass
+class PaperSlopes:
+    sizes: list[int]
+    counts: list[int]
+    slopes: list[float]  # one per size with a non-zero count
+
+    @property
+    def dimension(self) -> float:
+        """The median of this image's slopes (a sequence pools every image's)."""
+        return float(np.median(self.slopes))
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "dimension": self.dimension}
+
+
+def paper(edge: np.ndarray) -> PaperSlopes:
+    """The paper's local box-counting slopes of one image's edge mask."""
+    edge = np.asarray(edge, dtype=bool)
+    if not edge.any():
+        raise TooFewBoundaryPixels("no boundary pixels")
+    sizes = paper_sizes(edge.shape)
+    counts = paper_counts(edge, sizes)
+    slopes = local_slopes(sizes, counts)
+    if slopes.size < 2:
+        raise TooFewBoundaryPixels(f"only {slopes.size} box sizes hold both edge and non-edge pixels")
+    return PaperSlopes(sizes, [int(c) for c in counts], [float(v) for v in slopes])
+
+
+def paper_dimension(images: list[PaperSlopes]) -> float:
+    """The paper's dimension of a zoom sequence: the median of all slopes of all images."""
+    return float(np.median(np.concatenate([np.asarray(p.slopes) for p in images])))
+
+
 def summarize(dims: list[float]) -> dict:
     """Median and spread of per-frame dimensions."""
     a = np.asarray(dims, dtype=np.float64)
@@ -133,14 +213,14 @@ class FrameDimension:
     span: float
     depth: float  # decades zoomed in since the first keyframe
     boundary_pixels: int
-    fit: Fit | None
+    fit: "Fit | PaperSlopes | None"
     skipped: str | None = None
 
     def to_json(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "fit"}
         if self.fit is not None:
             d.update(self.fit.to_json())
-            del d["cells"]
+            d.pop("cells", None)
         return d
 
 
@@ -150,6 +230,7 @@ class RenderDimension:
     draft: bool
     size: tuple[int, int]
     steps: int
+    estimator: str = "fit"
     frames: list[FrameDimension] = field(default_factory=list)
     summary: dict | None = None
 
@@ -159,6 +240,7 @@ class RenderDimension:
             "draft": self.draft,
             "size": list(self.size),
             "steps": self.steps,
+            "estimator": self.estimator,
             "frames_used": len(self.frames),
             **(self.summary or {}),
             "frames": [f.to_json() for f in self.frames],
@@ -174,13 +256,28 @@ def frame_indices(n_frames: int, wanted: int | None) -> list[int]:
     return sorted({round(i * (n_frames - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def measure_render(plan, indices: list[int], force: bool = False, rep=None, executor=None) -> RenderDimension:
-    """Fit every chosen frame of a render (cached frames reused, missing ones trained)."""
+ESTIMATORS = ("fit", "paper")
+
+
+def measure_render(plan, indices: list[int], force: bool = False, rep=None, executor=None,
+                   estimator: str = "fit") -> RenderDimension:
+    """Measure every chosen frame of a render (cached frames reused, missing ones trained).
+
+    ``estimator``: "fit" (a least-squares fit of log N against log s over
+    powers of two up to 1/8 of the frame: each frame its dimension, the
+    summary their median), or "paper" (the paper's local slopes over 10
+    log-spaced sizes: the summary's dimension is the median of all slopes of
+    all frames, as the paper took it over a zoom sequence).
+    """
     from . import path, render
     from .errors import UserError
 
     W, H = plan.size
-    if len(box_sizes((H - 1, W - 1))) < MIN_SIZES:
+    if estimator == "paper":
+        if len(paper_sizes((H - 1, W - 1))) < 2:
+            raise UserError(f"{W}x{H} frames are too small for the paper's estimator", str(plan.scene.path.name),
+                            f"use frames of at least {PAPER_SMALLEST + 2} px a side")
+    elif len(box_sizes((H - 1, W - 1))) < MIN_SIZES:
         need = LARGEST_FRACTION * 2 ** (MIN_SIZES - 1) + 1
         raise UserError(
             f"{W}x{H} frames are too small to box-count: the shorter side needs at least {need} px",
@@ -191,7 +288,7 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None, exec
     cache = plan.cache
     cache.prepare()
     first = plan.scene.keyframes[0].span
-    res = RenderDimension(str(plan.scene.path), plan.draft, plan.size, plan.scene.model.steps)
+    res = RenderDimension(str(plan.scene.path), plan.draft, plan.size, plan.scene.model.steps, estimator)
     rep.start(len(indices), 0)
     frames = render.train_frames(plan, cache, indices, force, rep, executor)
     for k in indices:
@@ -207,7 +304,7 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None, exec
             fit=None,
         )
         try:
-            fd.fit = fit(edge)
+            fd.fit = paper(edge) if estimator == "paper" else fit(edge)
         except TooFewBoundaryPixels as e:
             fd.skipped = str(e)
         res.frames.append(fd)
@@ -220,7 +317,25 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None, exec
             "zoom onto the boundary between the phases (see 'zoomreel locate')",
         )
     res.summary = summarize(dims)
+    # the render's one number: the median of the frames' dimensions, or for
+    # the paper's estimator the median of every slope of every frame
+    res.summary["dimension"] = (
+        paper_dimension([f.fit for f in res.frames if f.fit is not None]) if estimator == "paper" else res.summary["median"]
+    )
     return res
+
+
+def levels_plan(plan):
+    """The render's plan turned into the paper's kind of sequence: one frame per
+    2x level, all centred on the last keyframe's view, from a span of at least 6
+    down to that view (:func:`zoomreel.path.levels`)."""
+    import dataclasses
+
+    from . import path
+
+    last = plan.scene.keyframes[-1]
+    views = path.levels(last.center, last.span, plan.size)
+    return dataclasses.replace(plan, n_frames=len(views), _views=dict(enumerate(views)))
 
 
 def _frames(n: int) -> str:
@@ -235,7 +350,7 @@ def plot(result: RenderDimension, dest: Path) -> None:
     import matplotlib.pyplot as plt
 
     fitted = [f for f in result.frames if f.fit is not None]
-    med = result.summary["median"]
+    med = result.summary["dimension"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100)
     cmap = plt.get_cmap("viridis")
     depths = [f.depth for f in fitted]
@@ -243,15 +358,16 @@ def plot(result: RenderDimension, dest: Path) -> None:
     for f in fitted:
         c = cmap(0.0 if hi == lo else (f.depth - lo) / (hi - lo))
         s = np.array(f.fit.sizes, dtype=float)
-        ax1.plot(s, f.fit.counts, "o", color=c, ms=3)
-        ax1.plot(s, np.exp(f.fit.intercept) * s ** (-f.fit.dimension), "-", color=c, lw=0.8)
+        ax1.plot(s, f.fit.counts, "o" if isinstance(f.fit, Fit) else "o-", color=c, ms=3, lw=0.8)
+        if isinstance(f.fit, Fit):
+            ax1.plot(s, np.exp(f.fit.intercept) * s ** (-f.fit.dimension), "-", color=c, lw=0.8)
     ax1.set_xscale("log", base=2)
     ax1.set_yscale("log")
     ax1.set_xlabel("box size s (pixels)")
     ax1.set_ylabel("boxes holding boundary N(s)")
     ax1.set_title(f"box counts, {len(fitted)} frames (colour = depth)")
     ax2.plot(depths, [f.fit.dimension for f in fitted], "o-", ms=3)
-    ax2.axhline(med, color="k", ls="--", lw=0.8, label=f"median {med:.3f}")
+    ax2.axhline(med, color="k", ls="--", lw=0.8, label=f"dimension {med:.3f}")
     ax2.set_xlabel("zoom depth (decades)")
     ax2.set_ylabel("box-counting dimension")
     ax2.set_title("dimension against depth")

@@ -1,9 +1,15 @@
 """Locate: find a point on the boundary to zoom into, with the tool itself.
 
 Start from a view, train a small grid, and among the boundary pixels (those
-whose 2x2 neighbourhood holds both signs) pick the one whose surroundings are
-closest to half converged, half diverged, nearest the centre on ties. Zoom
-about it by ``factor`` and repeat until the span is small enough. Every level
+whose 2x2 neighbourhood holds both signs) pick one by a rule, nearest the
+centre on ties:
+
+- ``balanced`` (the default): the surroundings closest to half converged,
+  half diverged; this favours smooth stretches of the boundary;
+- ``busiest``: the surroundings holding the most boundary, close to how the
+  paper chose its zoom targets by eye (for their detail).
+
+Zoom about it by ``factor`` and repeat until the span is small enough. Every level
 is a real frame (same engine, same precision policy), so the point found is
 on the boundary the video will show.
 """
@@ -27,29 +33,38 @@ class Level:
     dtype: str
 
 
-def pick(raw: np.ndarray, window: int = 5) -> tuple[int, int] | None:
-    """Row, column of the boundary pixel with the most balanced surroundings."""
+RULES = ("balanced", "busiest")
+
+
+def _window_mean(a: np.ndarray, window: int) -> np.ndarray:
+    """Mean of ``a`` over the (2 window + 1)^2 square about each pixel (edges repeated)."""
+    H, W = a.shape
+    pad = np.pad(a.astype(np.float64), window, mode="edge")
+    c = np.cumsum(np.cumsum(pad, 0), 1)
+    c = np.pad(c, ((1, 0), (1, 0)))
+    k = 2 * window + 1
+    return ((c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k))[:H, :W]
+
+
+def pick(raw: np.ndarray, window: int = 5, rule: str = "balanced") -> tuple[int, int] | None:
+    """Row, column of the boundary pixel that ``rule`` prefers (see the module doc)."""
     H, W = raw.shape
     mask = np.zeros(raw.shape, dtype=bool)
     mask[:-1, :-1] = boundary(raw)  # the cell's lower-left pixel stands for it
     if not mask.any():
         return None
-    conv = (raw < 0).astype(np.float64)
-    pad = np.pad(conv, window, mode="edge")
-    c = np.cumsum(np.cumsum(pad, 0), 1)
-    c = np.pad(c, ((1, 0), (1, 0)))
-    k = 2 * window + 1
-    local = (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
-    local = local[:H, :W]
     ii, jj = np.nonzero(mask)
-    balance = np.abs(local[ii, jj] - 0.5)
+    if rule == "busiest":
+        score = -_window_mean(mask, window)[ii, jj]  # more boundary first
+    else:
+        score = np.abs(_window_mean(raw < 0, window)[ii, jj] - 0.5)
     dist = np.hypot(ii - H / 2, jj - W / 2) / max(H, W)
-    best = np.lexsort((dist, np.round(balance, 2)))[0]
+    best = np.lexsort((dist, np.round(score, 2)))[0]
     return int(ii[best]), int(jj[best])
 
 
 def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10, size: int = 48,
-           on_level=None) -> list[Level]:
+           on_level=None, rule: str = "balanced") -> list[Level]:
     from .render import train_view
 
     levels = []
@@ -62,7 +77,7 @@ def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10
             on_level(levels[-1])
         if view.span <= depth_span:
             return levels
-        got = pick(raw)
+        got = pick(raw, rule=rule)
         if got is None:
             return levels
         i, j = got

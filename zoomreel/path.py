@@ -85,6 +85,16 @@ def view_at(scene: Scene, t: Decimal, size: tuple[int, int] | None = None) -> Vi
     return View(center=center, span=span, size=size)
 
 
+def levels(center: tuple[Decimal, Decimal], final: Decimal, size: tuple[int, int], widest: Decimal = Decimal(6)) -> list[View]:
+    """The paper's zoom sequence: views 2x apart, all centred on ``center``,
+    from the first span of at least ``widest`` down to ``final``, widest first."""
+    spans = [final]
+    with localcontext(prec=PREC):
+        while spans[-1] < widest:
+            spans.append(spans[-1] * 2)
+    return [View(center=center, span=s, size=tuple(size)) for s in reversed(spans)]
+
+
 def axis_coords(view: View) -> tuple[list[Decimal], list[Decimal]]:
     """Plane coordinates of each column (x) and each row (y, row 0 lowest)."""
     W, H = view.size
