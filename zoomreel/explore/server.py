@@ -124,12 +124,12 @@ def _fmt(d: Decimal) -> str:
 
 
 def exact(view: path.View) -> dict:
-    """A view's centre and span as decimal strings, to a thousandth of a pixel."""
-    digits = max(0, -(view.spacing.adjusted()) + 3)
-    q = Decimal(1).scaleb(-digits)
-    with localcontext(prec=path.PREC):
-        center = [_fmt(c.quantize(q)) for c in view.center]
-    return {"center": center, "span": _fmt(view.span)}
+    """A view's centre and span as decimal strings, every digit."""
+    return {"center": [_fmt(c) for c in view.center], "span": _fmt(view.span)}
+
+
+def _digits(d: Decimal) -> int:
+    return max(0, -d.normalize().as_tuple().exponent)
 
 
 def navigate(view: path.View, rect, where: str) -> path.View:
@@ -153,6 +153,9 @@ def navigate(view: path.View, rect, where: str) -> path.View:
         span = +span.quantize(Decimal(1).scaleb(span.adjusted() - 7))  # 8 significant digits
         cx = view.center[0] + ((x0 + x1) / 2 - Decimal(W) / 2) * s
         cy = view.center[1] + (Decimal(H) / 2 - (y0 + y1) / 2) * s
+        # a thousandth of the new view's pixel, or the digits the centre had
+        fine = -((span / W).adjusted()) + 3
+        cx, cy = (c.quantize(Decimal(1).scaleb(-max(fine, _digits(old)))) for c, old in zip((cx, cy), view.center))
     return path.View((cx, cy), span, view.size)
 
 
