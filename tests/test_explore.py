@@ -259,3 +259,18 @@ def test_explore_without_the_extra_is_one_error_line(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == ("error: the explorer needs Starlette and uvicorn, which are not installed "
                                 "(zoomreel explore): install them with pip install 'zoomreel[explore]'")
+
+
+def test_a_superseded_view_stops_inside_its_precision_probe(explorer):
+    calls = []
+
+    def superseded(n):
+        calls.append(n)
+        raise Superseded("view")
+
+    cache = images.view_cache(explorer.out_dir)
+    view = path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("0.5"), (16, 16))
+    with pytest.raises(Superseded):
+        images.image_for(cache, explorer.start.model, view, "auto", "view", superseded)
+    assert calls == [0]  # the probe's first segment, before any of the frame's own pixels
+    assert not list(cache.frames.iterdir()) and not list(cache.decisions.iterdir())

@@ -83,7 +83,7 @@ def test_explore_in_chromium(server):
     url, tmp, proc = server
     with sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(  # a fresh profile folder
-            str(tmp / "profile"), executable_path=CHROMIUM, args=ARGS, viewport={"width": 1080, "height": 720})
+            str(tmp / "profile"), executable_path=CHROMIUM, args=ARGS, viewport={"width": 1080, "height": 760})
         try:
             page = browser.new_page()
             page.goto(url)
@@ -134,6 +134,12 @@ def test_explore_in_chromium(server):
             page.locator(".kf-t").nth(1).dispatch_event("change")
             page.click("#kf-save")
             page.wait_for_function("() => document.getElementById('kf-status').textContent.startsWith('saved')")
+
+            # the draft of these keyframes plays in the page
+            page.click("#kf-draft")
+            page.wait_for_function("() => document.getElementById('kf-status').textContent.startsWith('draft:')", timeout=120_000)
+            page.wait_for_function("() => document.getElementById('draft').readyState >= 2", timeout=30_000)
+            assert abs(page.evaluate("document.getElementById('draft').duration") - 2.5) < 0.3  # 5 frames at 2 fps
             _shot(page, "explore-keyframes.png")
         finally:
             browser.close()

@@ -54,6 +54,11 @@ def serve(file: Path | None, host: str = LOOPBACK, port: int = 8765, open_browse
     app = server.make_app(ex)
 
     class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            for w in app.state.workers.values():  # requests waiting on training answer at once
+                w.cancel()
+            await super().shutdown(sockets)
+
         async def startup(self, sockets=None):
             await super().startup(sockets)
             if not self.started:
@@ -69,6 +74,7 @@ def serve(file: Path | None, host: str = LOOPBACK, port: int = 8765, open_browse
 
                 threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
+    # Ctrl-C: the training in progress is cancelled (Server.shutdown), the requests waiting on it answer, then it stops
     srv = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     try:
         srv.run()

@@ -49,7 +49,8 @@ def image_for(cache: Cache, model: Model, view: View, mode: str, where: str,
         hit = cache.get_frame(frame_key(model, vf, decision.dtype), (view.size[1], view.size[0]))
         if hit is not None:
             return Image(hit[0], decision, True)
-    res = run_job(Job(where, model, view, mode, where, decision), on_progress)
+    check = (lambda: on_progress(0)) if on_progress is not None else None  # a superseded view stops in its probe too
+    res = run_job(Job(where, model, view, mode, where, decision), on_progress, check)
     if res.decided:
         cache.put_decision(dkey, res.decision.to_json())
     meta = {"view": vf, "dtype": res.decision.dtype, "resolved": res.decision.resolved,

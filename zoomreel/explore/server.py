@@ -233,7 +233,7 @@ def make_app(ex: Explorer) -> Starlette:
         try:
             return await asyncio.wrap_future(fut)
         except Superseded:
-            return JSONResponse({"error": "superseded by a newer request", "superseded": True}, status_code=409)
+            return JSONResponse({"error": "cancelled: a newer request replaced it, or the server is stopping", "superseded": True}, status_code=409)
         except UserError as e:
             return error_response(e)
         except Exception as e:  # a bug, not the user's: the page shows it, the server goes on

@@ -67,11 +67,17 @@ class Worker:
                 return {"busy": False, "done": 0, "total": 0, "label": "", "queued": waiting}
             return {"busy": True, "done": t.done, "total": t.total, "label": t.label, "queued": waiting}
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Cancel everything and stop the thread (the running task stops at its next report)."""
+    def cancel(self) -> None:
+        """Supersede every task: the queued ones are dropped, the running one stops at its next report."""
         with self.lock:
             for t in self.pending:
                 t.cancelled = True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Cancel everything and wait for the thread to end. A training run stops at
+        its next progress report; the precision probe before it, which reports
+        nothing, runs to its end (a few percent of the view)."""
+        self.cancel()
         while True:
             try:
                 self.queue.put_nowait(None)

@@ -21,7 +21,7 @@ async function api(url, body) {
 }
 
 function setError(text) { $("error").textContent = text || ""; }
-function setState(state, text) { $("plane").dataset.state = state; $("status").textContent = text; }
+function setState(state, text) { $("plane").dataset.state = state; S.stateText = text; $("status").textContent = text; }
 
 function viewBody(size) {
   return { model: S.model, center: S.view.center, span: S.view.span, size, precision: S.precision, client: S.client };
@@ -85,6 +85,7 @@ async function pollProgress() {
     } catch (e) { /* the next poll tries again */ }
   } else {
     $("progress").value = S.view ? 1 : 0;
+    $("status").textContent = S.stateText;
   }
   setTimeout(pollProgress, 250);
 }
