@@ -217,7 +217,7 @@ async function save() {
 async function draft() {
   status("rendering the draft", true);
   S.drafting = true;
-  const r = await api("/api/draft", keyframeBody()).finally(() => { S.drafting = false; });
+  const r = await api("/api/draft", keyframeBody()).finally(() => { S.drafting = false; $("status").textContent = S.stateText; });
   if (r.superseded) return;
   if (r.error) return status(r.error, false);
   status(`draft: ${r.frames} frames (${r.rendered} trained) in ${r.seconds.toFixed(1)} s`, true);
