@@ -119,6 +119,17 @@ def test_explore_in_chromium(server):
             zoomed = plane.screenshot()
             assert zoomed != first and _colours(zoomed) > 20
 
+            # back to the first view: drawn from the view cache, not trained again; forward again
+            page.click("#back")
+            page.wait_for_function("() => document.getElementById('ro-span').textContent === '9'")
+            _wait_ready(page)
+            assert page.locator("#ro-dtype").inner_text().endswith("(cached)")
+            assert plane.screenshot() == first
+            page.click("#forward")
+            page.wait_for_function(f"() => document.getElementById('ro-span').textContent === '{span}'")
+            _wait_ready(page)
+            assert page.locator("#ro-dtype").inner_text().endswith("(cached)")
+
             page.fill("#kf-time", "2")
             page.click("#kf-add")
             assert page.locator("#kf-list tbody tr").count() == 2
