@@ -125,7 +125,8 @@ def test_navigate_keeps_every_digit(client):
     # a box in the top-right quarter: the centre moves right and up by a quarter span
     r = client.post("/api/navigate", json=_body(client, center=["1", "1"], span="8", size=[64, 64], rect=[32, 0, 64, 32]))
     assert r.json() == {"center": ["3", "3"], "span": "4"}
-    for rect, text in (([0, 0, 0, 10], "the rectangle is empty"), ([0, "a", 1, 1], "not a number: 'a'"), ([1, 2], "expected [x0, y0, x1, y1]")):
+    for rect, text in (([0, 0, 0, 10], "the rectangle is empty"), ([0, "a", 1, 1], "not a number: 'a'"), ([1, 2], "expected [x0, y0, x1, y1]"),
+                       ([0, 0, 1e-300, 1e-300], "the rectangle is out of range")):
         r = client.post("/api/navigate", json=_body(client, rect=rect))
         assert r.status_code == 400 and text in r.json()["error"]
 

@@ -27,7 +27,7 @@ import json
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal, DecimalException, localcontext
 from pathlib import Path
 
 import numpy as np
@@ -146,16 +146,19 @@ def navigate(view: path.View, rect, where: str) -> path.View:
     if x1 <= x0 or y1 <= y0:
         raise UserError("the rectangle is empty", f"{where}:rect", "drag a rectangle wider and taller than zero")
     W, H = view.size
-    with localcontext(prec=path.PREC):
-        s = view.spacing
-        f = max((x1 - x0) / W, (y1 - y0) / H)
-        span = view.span * f
-        span = +span.quantize(Decimal(1).scaleb(span.adjusted() - 7))  # 8 significant digits
-        cx = view.center[0] + ((x0 + x1) / 2 - Decimal(W) / 2) * s
-        cy = view.center[1] + (Decimal(H) / 2 - (y0 + y1) / 2) * s
-        # a thousandth of the new view's pixel, or the digits the centre had
-        fine = -((span / W).adjusted()) + 3
-        cx, cy = (c.quantize(Decimal(1).scaleb(-max(fine, _digits(old)))) for c, old in zip((cx, cy), view.center))
+    try:
+        with localcontext(prec=path.PREC):
+            s = view.spacing
+            f = max((x1 - x0) / W, (y1 - y0) / H)
+            span = view.span * f
+            span = +span.quantize(Decimal(1).scaleb(span.adjusted() - 7))  # 8 significant digits
+            cx = view.center[0] + ((x0 + x1) / 2 - Decimal(W) / 2) * s
+            cy = view.center[1] + (Decimal(H) / 2 - (y0 + y1) / 2) * s
+            # a thousandth of the new view's pixel, or the digits the centre had
+            fine = -((span / W).adjusted()) + 3
+            cx, cy = (c.quantize(Decimal(1).scaleb(-max(fine, _digits(old)))) for c, old in zip((cx, cy), view.center))
+    except DecimalException:  # digits beyond any precision: a rectangle no view can show
+        raise UserError("the rectangle is out of range", f"{where}:rect", "drag a rectangle inside the view") from None
     return path.View((cx, cy), span, view.size)
 
 
