@@ -331,5 +331,24 @@ def dimension(
     _run(go)
 
 
+@app.command()
+def explore(
+    file: Optional[Path] = typer.Argument(None, help="keyframe file (.toml): its model, first view and keyframes (default: the default model)"),
+    port: int = typer.Option(8765, "--port", help="port to listen on (0: any free port)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (default: this machine only)"),
+    no_browser: bool = typer.Option(False, "--no-browser", help="only print the URL"),
+    size: int = typer.Option(256, "--size", help="view width in pixels (height from [video] size)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="view cache and drafts under this folder instead of outputs/"),
+):
+    """Explore the plane in the browser: zoom, add keyframes, save them, watch a draft."""
+
+    def go():
+        from . import explore as ex
+
+        ex.serve(file, host, port, not no_browser, size, out_dir)
+
+    _run(go)
+
+
 def main():
     app()

@@ -51,15 +51,18 @@ class JobResult:
     decided: bool  # True when the decision was made by this job (not given)
 
 
-def run_job(job: Job, on_progress: Callable[[int], None] | None = None) -> JobResult:
-    """Decide the precision (unless the job carries it) and train every pixel."""
+def run_job(job: Job, on_progress: Callable[[int], None] | None = None,
+            check: Callable[[], None] | None = None) -> JobResult:
+    """Decide the precision (unless the job carries it) and train every pixel.
+    ``check``: see :func:`zoomreel.precision.decide_and_probe` (the frame's own
+    training reports through ``on_progress``, which may raise as well)."""
     t0 = time.perf_counter()
     probe: Probe | None = None
     decision = job.decision
     if decision is None:
         from . import precision
 
-        decision, probe = precision.decide_and_probe(job.model, job.view, job.mode, job.where)
+        decision, probe = precision.decide_and_probe(job.model, job.view, job.mode, job.where, check)
     raw = views.train_view(job.model, job.view, decision.dtype, on_progress, probe)
     return JobResult(job, raw, decision, time.perf_counter() - t0, job.decision is None)
 

@@ -27,6 +27,7 @@ The thresholds are calibrated in docs/precision.md.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -128,8 +129,9 @@ def decide(model: Model, view: View, mode: str = "auto", where: str = "view") ->
 class _ProbeRuns:
     """The probe's pixels trained in each arithmetic, each at most once."""
 
-    def __init__(self, model: Model, view: View, idx: np.ndarray):
+    def __init__(self, model: Model, view: View, idx: np.ndarray, check=None):
         self.model, self.view, self.idx = model, view, idx
+        self.on_progress = (lambda n: check()) if check is not None else None
         self.values: dict[str, np.ndarray] = {}
         self.axes: dict[str, tuple] = {}
 
@@ -143,21 +145,25 @@ class _ProbeRuns:
     def run(self, A) -> np.ndarray:
         if A.name not in self.values:
             px, py = self.hypers(A)[2:]
-            self.values[A.name] = engine.train(self.model, px, py, A).values
+            self.values[A.name] = engine.train(self.model, px, py, A, on_progress=self.on_progress).values
         return self.values[A.name]
 
     def nudged(self, A) -> float:
         px, py = self.hypers(A)[2:]
-        vn = engine.train(self.model, A.nudge(px, NUDGE_ULP), A.nudge(py, NUDGE_ULP), A).values
+        vn = engine.train(self.model, A.nudge(px, NUDGE_ULP), A.nudge(py, NUDGE_ULP), A, on_progress=self.on_progress).values
         return agreement(vn, self.run(A))
 
 
-def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = "view") -> tuple[Decision, Probe]:
-    """:func:`decide`, and the probe pixels' values in the chosen arithmetic."""
+def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = "view",
+                     check: Callable[[], None] | None = None) -> tuple[Decision, Probe]:
+    """:func:`decide`, and the probe pixels' values in the chosen arithmetic.
+
+    ``check()`` is called as the probe trains (after every segment of steps);
+    an exception it raises abandons the decision (a superseded view)."""
     ladder = list(engine.LADDER)
     top = ladder[-1]
     idx = probe_indices(view.size)
-    runs = _ProbeRuns(model, view, idx)
+    runs = _ProbeRuns(model, view, idx, check)
     hx, hy = runs.hypers(top)[:2]
     check_representable(model, view, hx, hy, where, top)
     usable, even = {}, {}

@@ -136,13 +136,18 @@ def parse_size(text: str, where: str) -> tuple[int, int]:
 
 def load(path: str | Path) -> Scene:
     path = Path(path)
-    r = _Reader(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError("file not found", str(path), "check the path to the keyframe file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read file: {e}", str(path), "check the file") from None
+    return loads(text, path)
+
+
+def loads(text: str, name: str | Path) -> Scene:
+    """Parse and validate keyframe-file text; ``name`` (a file name) names it in errors."""
+    path = Path(name)
     try:
         doc = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as e:
@@ -152,7 +157,12 @@ def load(path: str | Path) -> Scene:
             where = "line " + msg.split("(at line", 1)[1].split(",")[0].strip()
             msg = msg.split("(at line", 1)[0].strip()
         raise UserError(f"malformed TOML: {msg}", f"{path.name}:{where}", "fix the TOML syntax") from None
-    return _validate(r, doc)
+    return validate(doc, path)
+
+
+def validate(doc: dict, name: str | Path) -> Scene:
+    """Validate an already parsed document (decimals as :class:`Decimal`), as :func:`load` does."""
+    return _validate(_Reader(Path(name)), doc)
 
 
 def _validate(r: _Reader, doc: dict) -> Scene:
