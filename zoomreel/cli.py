@@ -236,14 +236,14 @@ def info_cmd(
             return
         eta = d["estimated_seconds_remaining"]
         for w in d["warnings"]:
-            err.print(printable(f"warning: {w}"), markup=False, highlight=False)
-        out.print(f"[bold]{escape(printable(s.title))}[/bold]  {escape(printable(d['file']))}")
+            print(printable(f"warning: {w}"), file=sys.stderr)
+        out.print(f"[bold]{escape(printable(s.title))}[/bold]  {escape(printable(d['file']))}", soft_wrap=True)
         out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps")
         out.print(f"zoom: span {d['span_first']:.3g} -> {d['span_last']:.3g} ({d['decades']:.1f} decades)")
         damaged = f"  ({d['damaged']} damaged records, redone by render)" if d["damaged"] else ""
         out.print(f"cached {d['cached']}/{d['frames']}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False)
         out.print(f"work {d['pixel_steps']:.3g} pixel-steps, {d['pixel_steps_remaining']:.3g} to go" + (f", about {eta:.0f} s at the measured rate" if eta else ""))
-        out.print(printable(f"video {d['video']}") + (" (exists)" if d["video_exists"] else ""), markup=False)
+        out.print(printable(f"video {d['video']}") + (" (exists)" if d["video_exists"] else ""), markup=False, soft_wrap=True)
 
     _run(go)
 

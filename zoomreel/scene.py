@@ -87,13 +87,13 @@ def safe_stem(stem: str) -> str:
     for ch in stem:
         bad = ch in "/\\:" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
         out.append("_" if bad else ch)
-    name = "".join(out).strip().lstrip(".").strip()
+    name = "".join(out).lstrip(". \t").rstrip()  # never ".", "..", hidden or blank
     return name or "scene"
 
 
 def _float64_holds(x: Decimal, log_axes: bool) -> bool:
     """Whether a plane coordinate becomes a usable float64 hyperparameter."""
-    if abs(x) > (1000 if log_axes else _COARSE):
+    if x.copy_abs() > (1000 if log_axes else _COARSE):
         return False
     if not log_axes:
         return math.isfinite(float(x))
@@ -116,7 +116,7 @@ def check_plane(scene: "Scene") -> None:
                 where + ".span",
                 f"stop the zoom at a larger span (float64 tells no pixels apart below {SPAN_MIN})",
             )
-        ok = all(abs(c) <= _COARSE for c in k.center) and k.span <= _COARSE
+        ok = all(c.copy_abs() <= _COARSE for c in k.center) and k.span <= _COARSE
         if ok:
             with localcontext(prec=60):
                 half = (k.span / W * (W - 1) / 2, k.span / W * (H - 1) / 2)
