@@ -13,8 +13,10 @@ import time
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from zoomreel import atomic, color, render, scene
+from zoomreel.cli import app
 from zoomreel.cache import Cache, decision_key, frame_key, seal
 from zoomreel.errors import UserError
 
@@ -185,9 +187,11 @@ def test_damage_is_one_line_in_the_render_summary(work):
     for _, fk in ks[:2]:
         p = plan.cache.frames / f"{fk}.json"
         jsave(p, _summary_digit(jload(p)))
+    i = CliRunner().invoke(app, ["info", str(work / "s.toml"), "--out", str(work / "o")])
+    assert i.exit_code == 0 and "cached 1/3" in i.stdout and "(2 records failed verification; render redoes them)" in i.stdout
     r = subprocess.run([*CLI, "render", work / "s.toml", "--out", work / "o", "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    assert "rendered 2, reused 1, 2 damaged cache records redone" in r.stdout
+    assert "rendered 2, reused 1, 2 cache records failed verification and were redone" in r.stdout
 
 
 def test_a_folder_in_place_of_a_cache_entry_is_named(work):

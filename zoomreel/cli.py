@@ -207,7 +207,7 @@ def render_cmd(
         finally:
             rep.stop()
         rest = res.seconds - res.engine_seconds
-        damaged = f", {res.damaged} damaged cache records redone" if res.damaged else ""
+        damaged = f", {res.damaged} cache records failed verification and were redone" if res.damaged else ""
         print(printable(
             f"rendered {res.rendered}, reused {res.reused}{damaged}, {res.seconds:.1f} s "
             f"(training {res.engine_seconds:.1f} s, everything else {rest:.1f} s): {res.video}"
@@ -240,7 +240,7 @@ def info_cmd(
         out.print(f"[bold]{escape(printable(s.title))}[/bold]  {escape(printable(d['file']))}", soft_wrap=True)
         out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps")
         out.print(f"zoom: span {d['span_first']:.3g} -> {d['span_last']:.3g} ({d['decades']:.1f} decades)")
-        damaged = f"  ({d['damaged']} damaged records, redone by render)" if d["damaged"] else ""
+        damaged = f"  ({d['damaged']} records failed verification; render redoes them)" if d["damaged"] else ""
         out.print(f"cached {d['cached']}/{d['frames']}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False)
         out.print(f"work {d['pixel_steps']:.3g} pixel-steps, {d['pixel_steps_remaining']:.3g} to go" + (f", about {eta:.0f} s at the measured rate" if eta else ""))
         out.print(printable(f"video {d['video']}") + (" (exists)" if d["video_exists"] else ""), markup=False, soft_wrap=True)
@@ -331,11 +331,11 @@ def dimension(
                 t.add_row(str(f.frame), f"{f.time:g}", f"{f.depth:.2f}", f"{f.span:.3g}", str(f.boundary_pixels), d, r2)
             out.print(t)
         m = res.summary
-        print(
+        print(printable(
             f"dimension {m['median']:.3f} (median of {m['fitted']} frames; quartiles {m['q1']:.3f}-{m['q3']:.3f}, "
             f"std {m['std']:.3f}) {Path(res.file).name} {W}x{H} {res.steps} steps"
             + (f"; plot {plot}" if plot else "")
-        )
+        ))
 
     _run(go)
 

@@ -63,8 +63,10 @@ def pending() -> bool:
 
 
 def check() -> None:
-    """Raise the interrupt now if one came and was not raised yet."""
-    if _pending and _installed:
+    """Raise the interrupt now if one came and was not raised yet (on the
+    main thread only: a progress hook another thread calls leaves it to the
+    main thread's next check)."""
+    if _pending and _installed and threading.current_thread() is threading.main_thread():
         raise KeyboardInterrupt
 
 
