@@ -241,7 +241,7 @@ def info_cmd(
         out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps")
         out.print(f"zoom: span {d['span_first']:.3g} -> {d['span_last']:.3g} ({d['decades']:.1f} decades)")
         damaged = f"  ({d['damaged']} records failed verification; render redoes them)" if d["damaged"] else ""
-        out.print(f"cached {d['cached']}/{d['frames']}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False)
+        out.print(f"cached {d['cached']}/{d['frames']}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False, soft_wrap=True)
         out.print(f"work {d['pixel_steps']:.3g} pixel-steps, {d['pixel_steps_remaining']:.3g} to go" + (f", about {eta:.0f} s at the measured rate" if eta else ""))
         out.print(printable(f"video {d['video']}") + (" (exists)" if d["video_exists"] else ""), markup=False, soft_wrap=True)
 
