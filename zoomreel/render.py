@@ -190,8 +190,9 @@ def train_frames(plan: Plan, cache: Cache, ks: list[int], force: bool, rep: Repo
 def render(plan: Plan, force: bool = False, rep: Reporter | None = None, executor: Executor | None = None) -> RenderResult:
     rep = rep or Reporter()
     cache = plan.cache
-    for problem in refusals(plan):  # before any training
-        raise problem
+    problems = refusals(plan)
+    if problems:  # before any training
+        raise problems[0]
     cache.prepare()
     encode.prepare(plan.video_path)
     t0 = time.perf_counter()
@@ -234,6 +235,9 @@ def refusals(plan: Plan) -> list[UserError]:
     """What render would refuse about this plan, found without training: the
     frames nearest each keyframe (the path's span is smallest at one of them)
     checked as the precision step checks every frame."""
+    from . import engine
+
+    top = engine.LADDER[-1]
     ks = set()
     for kf in plan.scene.keyframes:
         at = kf.time * plan.fps
@@ -242,7 +246,6 @@ def refusals(plan: Plan) -> list[UserError]:
     for k in sorted(ks):
         view = plan.view(k)
         try:
-            top = precision.engine.LADDER[-1]
             hx, hy = path.hyper_axes(plan.scene.model, view, top)
             precision.check_representable(plan.scene.model, view, hx, hy, f"{plan.scene.keyframes_where}, frame {k}", top)
         except UserError as e:
