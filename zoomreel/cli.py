@@ -10,9 +10,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .errors import UserError
+from . import interrupt
+from .errors import UserError, printable
 from .precisions import PRECISIONS, spelled
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Zoom videos into the fractal boundary of neural-network trainability.")
@@ -22,15 +24,25 @@ out = Console()
 
 def _run(fn):
     try:
-        from . import engine
+        with interrupt.deferred():  # a Ctrl-C during imports and JAX's start-up waits for their end
+            import jax
 
-        engine.configure()
-        return fn()
+            from . import engine
+
+            engine.configure()
+            jax.devices()
+        interrupt.arm()
+        result = fn()
+        interrupt.disarm()
+        interrupt.check()  # one that something swallowed
+        return result
     except UserError as e:
-        print(e.line(), file=sys.stderr)
+        interrupt.disarm()
+        print(printable(e.line()), file=sys.stderr)
         raise typer.Exit(2)
     except KeyboardInterrupt:
-        print("interrupted: finished frames are cached; run the same command again to resume", file=sys.stderr)
+        interrupt.disarm()
+        print(interrupt.MESSAGE, file=sys.stderr)
         raise typer.Exit(130)
 
 
@@ -71,6 +83,10 @@ def frame(
         except InvalidOperation:
             raise UserError(f"bad time {time!r}", "--time", "give seconds as a number, e.g. 4.5") from None
         view = path.view_at(s, t)
+        if npy:  # fail before training, not after
+            _writable(npy, "--npy")
+        if png:
+            _writable(png, "--png")
         res = render.compute_frame(s, view, s.video.precision)
         if res.decision.warning:
             print(f"warning: {res.decision.warning}", file=sys.stderr)
@@ -149,10 +165,12 @@ class _RichReporter:
         return f"cached {self.skipped} | {rate:.3g} px-steps/s | {self.dtype}"
 
     def pixel_steps(self, n):
+        interrupt.check()
         self.done_steps += n
         self.progress.update(self.task, info=self._info())
 
     def frame_done(self, k, reused, warning, dtype=None):
+        interrupt.check()
         self.dtype = dtype or self.dtype
         if reused:
             self.skipped += 1
@@ -164,6 +182,7 @@ class _RichReporter:
         self.enc = self.progress.add_task("encode", total=total, info="")
 
     def encoded(self, k):
+        interrupt.check()
         self.progress.update(self.enc, advance=1)
 
     def stop(self):
@@ -192,10 +211,11 @@ def render_cmd(
         finally:
             rep.stop()
         rest = res.seconds - res.engine_seconds
-        print(
-            f"rendered {res.rendered}, reused {res.reused}, {res.seconds:.1f} s "
+        damaged = f", {res.damaged} cache records failed verification and were redone" if res.damaged else ""
+        print(printable(
+            f"rendered {res.rendered}, reused {res.reused}{damaged}, {res.seconds:.1f} s "
             f"(training {res.engine_seconds:.1f} s, everything else {rest:.1f} s): {res.video}"
-        )
+        ))
 
     _run(go)
 
@@ -219,12 +239,15 @@ def info_cmd(
             print(json.dumps(d))
             return
         eta = d["estimated_seconds_remaining"]
-        out.print(f"[bold]{s.title}[/bold]  {d['file']}")
+        for w in d["warnings"]:
+            print(printable(f"warning: {w}"), file=sys.stderr)
+        out.print(f"[bold]{escape(printable(s.title))}[/bold]  {escape(printable(d['file']))}", soft_wrap=True)
         out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps")
         out.print(f"zoom: span {d['span_first']:.3g} -> {d['span_last']:.3g} ({d['decades']:.1f} decades)")
-        out.print(f"cached {d['cached']}/{d['frames']}  precision {d['precision']}  mode {d['precision_mode']}")
+        damaged = f"  ({d['damaged']} records failed verification; render redoes them)" if d["damaged"] else ""
+        out.print(f"cached {d['cached']}/{d['frames']}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False, soft_wrap=True)
         out.print(f"work {d['pixel_steps']:.3g} pixel-steps, {d['pixel_steps_remaining']:.3g} to go" + (f", about {eta:.0f} s at the measured rate" if eta else ""))
-        out.print(f"video {d['video']}" + (" (exists)" if d["video_exists"] else ""))
+        out.print(printable(f"video {d['video']}") + (" (exists)" if d["video_exists"] else ""), markup=False, soft_wrap=True)
 
     _run(go)
 
@@ -322,11 +345,11 @@ def dimension(
             out.print(t)
         m = res.summary
         how = "median of all local slopes" if estimator == "paper" else "median"
-        print(
+        print(printable(
             f"dimension {m['dimension']:.3f} ({how} of {m['fitted']} frames; frame quartiles {m['q1']:.3f}-{m['q3']:.3f}, "
             f"std {m['std']:.3f}) {Path(res.file).name} {W}x{H} {res.steps} steps"
             + (f"; plot {plot}" if plot else "")
-        )
+        ))
 
     _run(go)
 
@@ -351,4 +374,5 @@ def explore(
 
 
 def main():
+    interrupt.install()  # when started as zoomreel.cli:main
     app()

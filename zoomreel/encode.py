@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from . import atomic
-from .cache import disk_error
+from .cache import entry_error
 from .errors import UserError
 
 
@@ -32,24 +32,34 @@ def pad_even(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
+def prepare(path: Path) -> None:
+    """Make sure the video can be written to ``path`` (its folder exists and
+    is writable, the name is not a folder) and remove the hidden temporary
+    videos of encoders killed earlier. Render calls it before any training."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise entry_error(e, path.parent) from None
+    if not os.access(path.parent, os.W_OK):
+        raise UserError("cannot write here", str(path.parent), "choose a writable folder with --out")
+    if path.is_dir():
+        raise UserError("a folder is in the way of a file zoomreel writes", str(path), "remove or rename that folder and run again")
+    atomic.sweep(path.parent)  # leftovers of an encoder killed earlier
+
+
 def write_mp4(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int, crf: int = 18) -> int:
     """Encode frames (H, W, 3 uint8 each) to ``path``; returns the frame count."""
     import imageio_ffmpeg
 
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise disk_error(e, path.parent) from None
-    if not os.access(path.parent, os.W_OK):
-        raise UserError("cannot write here", str(path.parent), "choose a writable folder with --out")
-    atomic.sweep(path.parent)  # leftovers of an encoder killed earlier
+    prepare(path)
     W, H = even_size(size)
     # imageio-ffmpeg starts ffmpeg with fork+exec; JAX warns about any fork,
     # but nothing runs in the child before exec.
     warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
     n = 0
-    with atomic.replacing(path, ".mp4", on_error=lambda e, p: disk_error(e, p.parent)) as tmp:
+    with atomic.replacing(path, ".mp4", on_error=entry_error) as tmp:
         writer = imageio_ffmpeg.write_frames(
             str(tmp),
             (W, H),

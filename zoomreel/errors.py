@@ -1,10 +1,18 @@
-"""The one error type a user can fix.
+"""The one error type a user can fix, and how user text is shown.
 
 Every stage raises :class:`UserError` for input the user can correct. The CLI
 prints it as one line, ``error: <what> (<where>): <how to fix>``, and exits 2.
+
+Text that comes from the user (titles, file and folder names, values) is
+data: :func:`printable` drops control characters (an ANSI escape in a title
+would otherwise reach the terminal), and :func:`shown` writes a value as the
+user wrote it.
 """
 
 from __future__ import annotations
+
+import unicodedata
+from decimal import Decimal
 
 
 class UserError(Exception):
@@ -15,4 +23,30 @@ class UserError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
-        return f"error: {self.what} ({self.where}): {self.fix}"
+        return printable(f"error: {self.what} ({self.where}): {self.fix}")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (tabs and line breaks become spaces)."""
+    out = []
+    for ch in str(text):
+        if ch in "\t\n\r\v\f":
+            out.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf") or ch == "\u200d":
+            out.append(ch)
+    return "".join(out)
+
+
+def shown(v) -> str:
+    """A value from a TOML file as the user would write it (``[1.5, 2]``, not ``[Decimal('1.5'), 2]``)."""
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(shown(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {shown(x)}" for k, x in v.items()) + "}"
+    return str(v)

@@ -9,7 +9,7 @@ When r = 1 the centre moves linearly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 
 import numpy as np
 
@@ -41,8 +41,17 @@ class View:
 
 
 def frame_count(scene: Scene, fps: int | None = None) -> int:
+    """How many frames the video has: frame k shows time k / fps
+    (:func:`frame_time`), and every frame lies on the path, so the count is
+    floor(T * fps) + 1 for a last keyframe at time T. When T is not a whole
+    number of frames, the last frame comes just before T."""
     fps = fps or scene.video.fps
-    return int((scene.duration * fps).to_integral_value()) + 1
+    T = scene.duration
+    with localcontext(prec=len(T.as_tuple().digits) + 12):  # exact: T has finitely many digits
+        n = int((T * fps).to_integral_value(rounding=ROUND_FLOOR)) + 1
+    while n > 1 and frame_time(n - 1, fps) > T:  # k / fps rounded up past T in its 60th digit
+        n -= 1
+    return n
 
 
 def frame_time(k: int, fps: int) -> Decimal:

@@ -19,6 +19,7 @@ from .views import FrameResult, compute_frame, train_view  # noqa: F401  (the on
 from .cache import Cache, decision_key, frame_key
 from .executor import Executor, Job, JobResult, LocalExecutor
 from .precision import Decision
+from .errors import UserError
 from .precisions import ARITHMETICS
 from .scene import Scene
 
@@ -130,6 +131,7 @@ class RenderResult:
     seconds: float
     engine_seconds: float
     encode_seconds: float
+    damaged: int = 0  # cache records found damaged, and redone
 
 
 def frame_job(plan: Plan, cache: Cache, k: int, force: bool) -> Job:
@@ -176,6 +178,8 @@ def train_frames(plan: Plan, cache: Cache, ks: list[int], force: bool, rep: Repo
         else:
             got[k] = (hit[0], hit[1], False)
             rep.frame_done(k, True, None, hit[1].get("dtype"))
+    if todo:
+        cache.require_writable()
     jobs = (frame_job(plan, cache, k, force) for k in todo)
     for res in executor.run(jobs, rep.pixel_steps):
         meta = store_frame(plan, cache, res)
@@ -187,7 +191,11 @@ def train_frames(plan: Plan, cache: Cache, ks: list[int], force: bool, rep: Repo
 def render(plan: Plan, force: bool = False, rep: Reporter | None = None, executor: Executor | None = None) -> RenderResult:
     rep = rep or Reporter()
     cache = plan.cache
+    problems = refusals(plan)
+    if problems:  # before any training
+        raise problems[0]
     cache.prepare()
+    encode.prepare(plan.video_path)
     t0 = time.perf_counter()
     states = [lookup(plan, cache, k) for k in range(plan.n_frames)]
     cached = 0 if force else sum(s.meta is not None for s in states)
@@ -203,7 +211,8 @@ def render(plan: Plan, force: bool = False, rep: Reporter | None = None, executo
     rep.encoding(plan.n_frames)
     encode.write_mp4(plan.video_path, _rgb_frames(plan, cache, keys, summaries, rep), plan.size, plan.fps, plan.scene.video.quality)
     t3 = time.perf_counter()
-    return RenderResult(rendered, plan.n_frames - rendered, plan.video_path, t3 - t0, engine_s if rendered else 0.0, t3 - t2)
+    return RenderResult(rendered, plan.n_frames - rendered, plan.video_path, t3 - t0, engine_s if rendered else 0.0, t3 - t2,
+                        len(cache.damaged))
 
 
 def _rgb_frames(plan: Plan, cache: Cache, keys: list[str], summaries: list[dict], rep: Reporter) -> Iterator[np.ndarray]:
@@ -223,6 +232,28 @@ def _rgb_frames(plan: Plan, cache: Cache, keys: list[str], summaries: list[dict]
         rep.encoded(k)
 
 
+def refusals(plan: Plan) -> list[UserError]:
+    """What render would refuse about this plan, found without training: the
+    frames nearest each keyframe (the path's span is smallest at one of them)
+    checked as the precision step checks every frame."""
+    from . import engine
+
+    top = engine.LADDER[-1]
+    ks = set()
+    for kf in plan.scene.keyframes:
+        at = kf.time * plan.fps
+        ks.update(min(plan.n_frames - 1, int(f)) for f in (at.to_integral_value(rounding="ROUND_FLOOR"), at.to_integral_value(rounding="ROUND_CEILING")))
+    out = []
+    for k in sorted(ks):
+        view = plan.view(k)
+        try:
+            hx, hy = path.hyper_axes(plan.scene.model, view, top)
+            precision.check_representable(plan.scene.model, view, hx, hy, f"{plan.scene.keyframes_where}, frame {k}", top)
+        except UserError as e:
+            out.append(e)
+    return out
+
+
 def info(plan: Plan) -> dict:
     """The plan and what the cache holds, without training anything."""
     cache = plan.cache
@@ -240,6 +271,8 @@ def info(plan: Plan) -> dict:
     remaining = total_steps - cached * plan.pixel_steps_per_frame
     first, last = plan.view(0), plan.view(plan.n_frames - 1)
     return {
+        "warnings": [f"render would stop: {e.what} ({e.where}): {e.fix}" for e in refusals(plan)],
+        "damaged": len(cache.damaged),
         "file": str(plan.scene.path),
         "video": str(plan.video_path),
         "video_exists": plan.video_path.exists(),

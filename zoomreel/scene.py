@@ -7,19 +7,30 @@ key and the fix. Plane coordinates are read as exact decimals.
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
+import unicodedata
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 from .color import DEFAULT_PALETTE, PALETTE_NAMES as PALETTES
-from .errors import UserError
+from .errors import UserError, shown
 from .model import KINDS, NONLINEARITIES, PLANES, Model
 from .precisions import AUTO, PRECISIONS
 
 SIZE_MIN, SIZE_MAX = 16, 8192
 STEPS_MIN, STEPS_MAX = 20, 100_000
 WIDTH_MIN, WIDTH_MAX = 1, 256
+# A path is at most an hour, and a video at most this many frames: past
+# that, planning alone (one exact view per frame) would take minutes.
+TIME_MAX = 3600
+FRAMES_MAX = 100_000
+# The plane float64 can hold: on log axes 10**x must be a positive finite
+# float64, on linear axes x itself. Spans below SPAN_MIN leave neighbouring
+# pixels equal in float64 at any size and place.
+SPAN_MIN = Decimal("1e-324")
+_COARSE = Decimal("1e400")  # beyond this no check needs exact arithmetic
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,10 @@ class Scene:
 
     @property
     def stem(self) -> str:
-        return self.path.stem
+        """The name of this scene's output folder and video, always one plain
+        name inside the output folder: the file's stem without path
+        separators, control characters or leading dots ("scene" if nothing is left)."""
+        return safe_stem(self.path.stem)
 
     @property
     def duration(self) -> Decimal:
@@ -61,7 +75,60 @@ class Scene:
         return f"{self.path.name}:keyframe"
 
     def with_video(self, **changes) -> "Scene":
-        return replace(self, video=replace(self.video, **changes))
+        scene = replace(self, video=replace(self.video, **changes))
+        check_plane(scene)
+        return scene
+
+
+def safe_stem(stem: str) -> str:
+    """A file stem as a name that stays inside the folder it is joined to."""
+    out = []
+    for ch in stem:
+        bad = ch in "/\\:" or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+        out.append("_" if bad else ch)
+    name = "".join(out).lstrip(". \t").rstrip()  # never ".", "..", hidden or blank
+    return name or "scene"
+
+
+def _float64_holds(x: Decimal, log_axes: bool) -> bool:
+    """Whether a plane coordinate becomes a usable float64 hyperparameter."""
+    if x.copy_abs() > (1000 if log_axes else _COARSE):
+        return False
+    if not log_axes:
+        return math.isfinite(float(x))
+    with localcontext(prec=60):
+        h = float(Decimal(10) ** x)
+    return math.isfinite(h) and h > 0
+
+
+def check_plane(scene: "Scene") -> None:
+    """Refuse keyframes whose view (at the scene's size) leaves the plane
+    float64 can hold, before any work (the views between two keyframes lie
+    within the two keyframes' hull, so the keyframes are enough)."""
+    W, H = scene.video.size
+    log_axes = scene.model.log_axes
+    for i, k in enumerate(scene.keyframes):
+        where = f"{scene.path.name}:keyframe[{i}]"
+        if k.span < SPAN_MIN:
+            raise UserError(
+                f"span {k.span} is too deep: neighbouring pixels are equal in float64",
+                where + ".span",
+                f"stop the zoom at a larger span (float64 tells no pixels apart below {SPAN_MIN})",
+            )
+        ok = all(c.copy_abs() <= _COARSE for c in k.center) and k.span <= _COARSE
+        if ok:
+            with localcontext(prec=60):
+                half = (k.span / W * (W - 1) / 2, k.span / W * (H - 1) / 2)
+                ends = [c + sign * h for c, h in zip(k.center, half) for sign in (-1, 1)]
+            ok = all(_float64_holds(x, log_axes) for x in ends)
+        if not ok:
+            view = f"centre ({k.center[0]:.15g}, {k.center[1]:.15g}) span {float(k.span):.4g}"
+            raise UserError(
+                f"the view {view} reaches hyperparameters that float64 cannot hold",
+                where + ".center",
+                "keep log10 coordinates between about -300 and 300" if log_axes
+                else "keep coordinates between about -1e308 and 1e308",
+            )
 
 
 _TOP = {"title", "model", "video", "keyframe"}
@@ -93,7 +160,7 @@ class _Reader:
 
     def number(self, v, where: str, *, integer=False, lo=None, hi=None):
         if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
-            self.fail(where, f"expected a number, got {type(v).__name__} {v!r}", "write a plain number")
+            self.fail(where, f"expected a number, got {shown(v)}", "write a plain number")
         if isinstance(v, str):
             if integer:
                 self.fail(where, f"expected a whole number, got the string {v!r}", "remove the quotes")
@@ -108,10 +175,14 @@ class _Reader:
             if isinstance(v, Decimal):
                 self.fail(where, f"expected a whole number, got {v}", "write it without a decimal point")
             d = int(v)
+        if lo is not None and hi is not None:
+            fix = f"use a value from {lo} to {hi}"
+        else:
+            fix = f"use a value of at least {lo}" if lo is not None else f"use a value of at most {hi}"
         if lo is not None and d < lo:
-            self.fail(where, f"{v} is below the minimum {lo}", f"use a value from {lo} to {hi}")
+            self.fail(where, f"{shown(v)} is below the minimum {lo}", fix)
         if hi is not None and d > hi:
-            self.fail(where, f"{v} is above the maximum {hi}", f"use a value from {lo} to {hi}")
+            self.fail(where, f"{shown(v)} is above the maximum {hi}", fix)
         return d
 
     def choice(self, v, where: str, options):
@@ -137,7 +208,7 @@ def parse_size(text: str, where: str) -> tuple[int, int]:
 def load(path: str | Path) -> Scene:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed
     except FileNotFoundError:
         raise UserError("file not found", str(path), "check the path to the keyframe file") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -201,7 +272,7 @@ def _validate(r: _Reader, doc: dict) -> Scene:
     r.keys(v, _VIDEO, "video.")
     size = v.get("size", [1280, 720])
     if not isinstance(size, list) or len(size) != 2:
-        r.fail("video.size", f"expected [width, height], got {size!r}", "write size = [1280, 720]")
+        r.fail("video.size", f"expected [width, height], got {shown(size)}", "write size = [1280, 720]")
     size = tuple(r.number(s, "video.size", integer=True, lo=SIZE_MIN, hi=SIZE_MAX) for s in size)
     fps = r.number(v.get("fps", 30), "video.fps", integer=True, lo=1, hi=240)
     precision = r.choice(v.get("precision", AUTO), "video.precision", PRECISIONS)
@@ -224,10 +295,10 @@ def _validate(r: _Reader, doc: dict) -> Scene:
         for need in ("time", "center", "span"):
             if need not in k:
                 r.fail(w + need, f"keyframe {i} has no '{need}'", f"add {need} = ...")
-        t = r.number(k["time"], w + "time", lo=0)
+        t = r.number(k["time"], w + "time", lo=0, hi=TIME_MAX)
         c = k["center"]
         if not isinstance(c, list) or len(c) != 2:
-            r.fail(w + "center", f"expected [x, y], got {c!r}", 'write center = [1.5, 1.5] or ["2.5", "2.1298"]')
+            r.fail(w + "center", f"expected [x, y], got {shown(c)}", 'write center = [1.5, 1.5] or ["2.5", "2.1298"]')
         c = tuple(r.number(cc, w + "center") for cc in c)
         span = r.number(k["span"], w + "span")
         if span <= 0:
@@ -237,4 +308,15 @@ def _validate(r: _Reader, doc: dict) -> Scene:
         if out and t <= out[-1].time:
             r.fail(w + "time", f"time {t} is not after the previous keyframe's {out[-1].time}", "make times strictly increasing")
         out.append(Keyframe(time=Decimal(t), center=c, span=span))
-    return Scene(path=r.path, title=title, model=model, video=video, keyframes=tuple(out))
+    scene = Scene(path=r.path, title=title, model=model, video=video, keyframes=tuple(out))
+    from .path import frame_count  # (path builds on Scene)
+
+    n = frame_count(scene)
+    if n > FRAMES_MAX:
+        r.fail(
+            f"keyframe[{len(out) - 1}].time",
+            f"the video would have {n} frames ({out[-1].time} s at {fps} fps), more than {FRAMES_MAX}",
+            f"end the path by {Decimal(FRAMES_MAX - 1) / fps:.6g} s or lower [video] fps",
+        )
+    check_plane(scene)
+    return scene
