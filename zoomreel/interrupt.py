@@ -62,6 +62,12 @@ def pending() -> bool:
     return _pending
 
 
+def clear() -> None:
+    """Forget an interrupt that was handled as a normal stop (a server's Ctrl-C)."""
+    global _pending
+    _pending = False
+
+
 def check() -> None:
     """Raise the interrupt now if one came and was not raised yet (on the
     main thread only: a progress hook another thread calls leaves it to the

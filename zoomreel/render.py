@@ -142,24 +142,28 @@ def frame_job(plan: Plan, cache: Cache, k: int, force: bool) -> Job:
     return Job(k, scene.model, view, plan.mode, scene.keyframes_where, Decision.from_json(d) if d else None)
 
 
-def store_frame(plan: Plan, cache: Cache, res: JobResult) -> dict:
-    """Write a trained frame (and its decision, if new) to the cache; returns its record."""
-    k = res.job.id
+def store_result(cache: Cache, model, mode: str, res: JobResult, time: str) -> dict:
+    """Write a trained view (and its decision, if new) to a cache; returns its record."""
     vf = res.job.view.key_fields()
     if res.decided:
-        cache.put_decision(decision_key(plan.scene.model, vf, plan.mode), res.decision.to_json())
+        cache.put_decision(decision_key(model, vf, mode), res.decision.to_json())
     meta = {
-        "time": str(path.frame_time(k, plan.fps)),
+        "time": time,
         "view": vf,
         "dtype": res.decision.dtype,
         "resolved": res.decision.resolved,
         "decision": res.decision.to_json(),
         "seconds": res.seconds,
-        "pixel_steps": plan.pixel_steps_per_frame,
+        "pixel_steps": res.job.pixel_steps,
         "summary": color.summary(res.raw),
     }
-    cache.put_frame(frame_key(plan.scene.model, vf, res.decision.dtype), res.raw, meta)
+    cache.put_frame(frame_key(model, vf, res.decision.dtype), res.raw, meta)
     return meta
+
+
+def store_frame(plan: Plan, cache: Cache, res: JobResult) -> dict:
+    """Write a trained frame of the plan to its cache; returns its record."""
+    return store_result(cache, plan.scene.model, plan.mode, res, str(path.frame_time(res.job.id, plan.fps)))
 
 
 def train_frames(plan: Plan, cache: Cache, ks: list[int], force: bool, rep: Reporter,

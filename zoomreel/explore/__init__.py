@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .. import interrupt
 from ..errors import UserError
 
 LOOPBACK = "127.0.0.1"
@@ -82,6 +83,7 @@ def serve(file: Path | None, host: str = LOOPBACK, port: int = 8765, open_browse
         pass
     except SystemExit:  # uvicorn's answer to an address it cannot bind
         pass
+    interrupt.clear()  # for a server, Ctrl-C is the normal way to stop
     if not srv.started:
         raise UserError(f"cannot listen on {host}:{port}", "--host/--port", "choose another --port (0 picks a free one)")
     print("stopped", file=sys.stderr, flush=True)

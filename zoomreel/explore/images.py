@@ -22,6 +22,7 @@ from ..executor import Job, run_job
 from ..model import Model
 from ..path import View
 from ..precision import Decision
+from ..render import store_result
 
 
 @dataclass
@@ -51,9 +52,5 @@ def image_for(cache: Cache, model: Model, view: View, mode: str, where: str,
             return Image(hit[0], decision, True)
     check = (lambda: on_progress(0)) if on_progress is not None else None  # a superseded view stops in its probe too
     res = run_job(Job(where, model, view, mode, where, decision), on_progress, check)
-    if res.decided:
-        cache.put_decision(dkey, res.decision.to_json())
-    meta = {"view": vf, "dtype": res.decision.dtype, "resolved": res.decision.resolved,
-            "decision": res.decision.to_json(), "seconds": res.seconds}
-    cache.put_frame(frame_key(model, vf, res.decision.dtype), res.raw, meta)
+    store_result(cache, model, mode, res, "0")
     return Image(res.raw, res.decision, False)
