@@ -16,10 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
-
-from zoomreel import encode  # noqa: E402
-
 CLI = [sys.executable, "-m", "zoomreel"]
 RAY = str(Path(sys.executable).with_name("ray"))
 # 9 frames of 32x32, 40 steps: tasks of about a second on a 2-core CI machine
