@@ -120,6 +120,7 @@ def main():
     for n in (int(w) for w in a.workers.split(",")):
         t = time.perf_counter()
         ex = RayExecutor(None, num_cpus=n)
+        ex.start()
         started = time.perf_counter() - t
         try:
             t = time.perf_counter()

@@ -159,52 +159,62 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, cpus_per_task: int = 1, num_cpus: int | None = None,
                  max_retries: int = 3):
-        ray = import_ray()
-        self.ray = ray
+        self.ray = import_ray()
         self.address = address
-        where = f"--ray {address}" if address else "--ray"
+        self.where = f"--ray {address}" if address else "--ray"
         if address is not None:
             check_reachable(address)
+        self.cpus_per_task, self.num_cpus, self.max_retries = cpus_per_task, num_cpus, max_retries
+        self.started = False
+        self.cluster = {"CPU": 0, "GPU": 0, "nodes": 0}
+        self.workers = 0
+        self.stats: dict[str, WorkerStats] = {}
+        self.tasks = 0
+
+    def start(self) -> None:
+        """Start or join the cluster (done by the first job: a render with every frame cached starts nothing)."""
+        if self.started:
+            return
         import logging
 
+        ray = self.ray
         kw = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
         try:
-            if address is None:
+            if self.address is None:
                 from .engine.config import _cores
 
-                ray.init(address="local", num_cpus=num_cpus or _cores(), include_dashboard=False, **kw)
+                ray.init(address="local", num_cpus=self.num_cpus or _cores(), include_dashboard=False, **kw)
             else:
-                ray.init(address=address, **kw)
+                ray.init(address=self.address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise UserError(f"cannot start or join the Ray cluster: {str(e).splitlines()[0]}", where,
+            raise UserError(f"cannot start or join the Ray cluster: {str(e).splitlines()[0]}", self.where,
                             "check the address (ray status on the head node prints it); a cluster with token "
                             "authentication (ray start's default) also needs RAY_AUTH_MODE=token and its token here "
                             "(~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
-        self.where = where
+        self.started = True
         res = ray.cluster_resources()
         self.cluster = {"CPU": int(res.get("CPU", 0)), "GPU": int(res.get("GPU", 0)), "nodes": len(ray.nodes())}
         if self.cluster["GPU"] >= 1:
             self.cpus, opts = 1, {"num_gpus": 1, "num_cpus": 1}
             self.workers = self.cluster["GPU"]
         else:
-            self.cpus, opts = cpus_per_task, {"num_cpus": cpus_per_task}
-            self.workers = self.cluster["CPU"] // cpus_per_task
+            self.cpus, opts = self.cpus_per_task, {"num_cpus": self.cpus_per_task}
+            self.workers = self.cluster["CPU"] // self.cpus_per_task
         if self.workers < 1:
-            self.close()
-            raise UserError(f"the cluster has no node with {cpus_per_task} free CPUs", where, "add nodes or ask fewer CPUs per task")
-        self._task = ray.remote(work).options(max_retries=max_retries, retry_exceptions=False, **opts)
-        self.stats: dict[str, WorkerStats] = {}
-        self.tasks = 0
+            raise UserError(f"the cluster has fewer than {self.cpus_per_task} CPUs", self.where,
+                            "add nodes or ask fewer CPUs per task")
+        self._task = ray.remote(work).options(max_retries=self.max_retries, retry_exceptions=False, **opts)
 
     def run(self, jobs: Iterable[Job], on_progress: Callable[[int], None] | None = None) -> Iterator[JobResult]:
         ray = self.ray
-        window = 2 * self.workers  # in flight: every worker busy, one more queued each
         pending: dict = {}
         todo = iter(jobs)
 
         def fill():
             for job in todo:
+                self.start()
                 pending[self._task.remote(job, self.cpus)] = job
+                window = 2 * self.workers  # in flight: every worker busy, one more queued each
                 if len(pending) >= window:
                     return
 
@@ -265,6 +275,8 @@ class RayExecutor(Executor):
 
     def summary(self) -> list[str]:
         """Workers, tasks, and pixel-steps/s per worker (of training time)."""
+        if not self.started:
+            return ["ray: 0 tasks (nothing to train: Ray was not started)"]
         c = self.cluster
         share = "1 GPU" if self.cluster["GPU"] else f"{self.cpus} CPU"
         lines = [f"ray: {self.tasks} tasks on {len(self.stats)} workers ({c['nodes']} nodes, {c['CPU']} CPUs, "
@@ -275,7 +287,7 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         """Leave the cluster; a local runtime started here stops."""
-        if self.ray.is_initialized():
+        if self.started and self.ray.is_initialized():
             self.ray.shutdown()
 
 
