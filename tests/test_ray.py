@@ -243,3 +243,13 @@ def test_without_ray_installed_ray_is_one_error_line(reference, tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == ("error: Ray is not installed (--ray): install it with pip install 'zoomreel[ray]' "
                                 "(in a clone: pip install -e '.[ray]')")
+
+
+def test_ray_without_an_address_is_a_local_runtime():
+    from zoomreel.cli import _ray_argv
+
+    assert _ray_argv(["render", "p.toml", "--ray"]) == ["render", "p.toml", "--ray", "local"]
+    assert _ray_argv(["render", "p.toml", "--ray", "--quiet"]) == ["render", "p.toml", "--ray", "local", "--quiet"]
+    assert _ray_argv(["render", "--ray", "p.toml"]) == ["render", "--ray", "local", "p.toml"]
+    assert _ray_argv(["render", "p.toml", "--ray", "auto"]) == ["render", "p.toml", "--ray", "auto"]
+    assert _ray_argv(["render", "p.toml", "--ray", "ray://h:10001"]) == ["render", "p.toml", "--ray", "ray://h:10001"]

@@ -220,7 +220,6 @@ def render_cmd(
 
         s = _scene(file, None, precision)
         plan = render.make_plan(s, draft, out_dir)
-        plan.cache.prepare()  # a folder that cannot be written fails before a cluster starts
         executor = _executor(ray)
         rep = _RichReporter(quiet, plan.pixel_steps_per_frame)
         try:
@@ -325,7 +324,6 @@ def dimension(
         idx = dm.frame_indices(plan.n_frames, frames)
         if plot:  # fail before training, not after
             _writable(plot, "--plot")
-        plan.cache.prepare()
         executor = _executor(ray)
         rep = _RichReporter(quiet or as_json, plan.pixel_steps_per_frame)
         try:
