@@ -267,11 +267,14 @@ class RayExecutor(Executor):
                 raise UserError(f"Ray workers cannot import zoomreel: {_first_line(cause or e)}", self.where, NODE_FIX) from None
             raise UserError(f"a Ray task failed on {job.where}, job {job.id}: {_first_line(cause or e)}", self.where,
                             "run the same command without --ray to see the error here") from None
-        except (exc.WorkerCrashedError, exc.NodeDiedError, exc.ObjectLostError) as e:
+        except (exc.WorkerCrashedError, exc.NodeDiedError, exc.ObjectLostError, exc.OutOfMemoryError) as e:
             raise UserError(f"Ray workers kept dying on job {job.id}: {type(e).__name__}", self.where,
                             "check the nodes' memory and logs (ray logs), then run the same command again to resume") from None
         except exc.RaySystemError as e:
             raise UserError(f"Ray workers cannot run zoomreel: {_first_line(e)}", self.where, NODE_FIX) from None
+        except exc.RayError as e:
+            raise UserError(f"Ray failed on job {job.id}: {type(e).__name__}: {_first_line(e)}", self.where,
+                            "check the cluster (ray status), then run the same command again to resume") from None
 
     def summary(self) -> list[str]:
         """Workers, tasks, and pixel-steps/s per worker (of training time)."""
