@@ -15,8 +15,8 @@ frames. For Ray, per task:
 - overhead = (wall x workers - training) / tasks: time a worker slot spent on
   a task but not in training (scheduling, argument and result transfer
   through the object store, the worker's own set-up, the driver's copy);
-- the share of it spent inside the task function (engine configuration, the
-  reply's packing): task seconds - training seconds.
+- the share of it spent inside the task function but outside ``run_job``
+  (imports, engine configuration): task seconds - training seconds.
 
 Every frame is the same view (the paper's standard one), so tasks cost the
 same and 2 workers finish together. Nothing is written to a cache; values are
