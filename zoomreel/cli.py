@@ -46,6 +46,43 @@ def _run(fn):
         raise typer.Exit(130)
 
 
+RAY_HELP = "train on Ray: alone, a local Ray runtime; or an address: auto, host:port, ray://host:10001"
+
+
+def _executor(ray: Optional[str]):
+    """Who trains: this process, or Ray (``--ray [ADDRESS]``)."""
+    if ray is None:
+        return None
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(None if ray == "local" else ray)
+
+
+def _train_with(executor, fn):
+    """Run ``fn(executor)``; leave the cluster after, and print its summary."""
+    try:
+        res = fn(executor)
+    finally:
+        if executor is not None:
+            executor.close()
+    if executor is not None:
+        for line in executor.summary():
+            print(line, file=sys.stderr)
+    return res
+
+
+def _ray_argv(argv: list[str]) -> list[str]:
+    """``--ray`` with no address (last, or before another option or the keyframe file) means ``--ray local``."""
+    out = []
+    for i, a in enumerate(argv):
+        out.append(a)
+        if a == "--ray":
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if nxt is None or nxt.startswith("-") or nxt.endswith(".toml") or Path(nxt).is_file():
+                out.append("local")
+    return out
+
+
 def _scene(file: Path, size: Optional[str], precision: Optional[str]):
     from . import scene as sc
 
@@ -197,6 +234,7 @@ def render_cmd(
     force: bool = typer.Option(False, "--force", help="retrain every frame"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     precision: Optional[str] = typer.Option(None, "--precision", help=" | ".join(PRECISIONS)),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
 ):
     """Render the whole video (resumes from cached frames)."""
 
@@ -205,9 +243,10 @@ def render_cmd(
 
         s = _scene(file, None, precision)
         plan = render.make_plan(s, draft, out_dir)
+        executor = _executor(ray)
         rep = _RichReporter(quiet, plan.pixel_steps_per_frame)
         try:
-            res = render.render(plan, force, rep)
+            res = _train_with(executor, lambda ex: render.render(plan, force, rep, ex))
         finally:
             rep.stop()
         rest = res.seconds - res.engine_seconds
@@ -302,6 +341,7 @@ def dimension(
     precision: Optional[str] = typer.Option(None, "--precision", help=" | ".join(PRECISIONS)),
     estimator: str = typer.Option("fit", "--estimator", help="fit (least squares over powers of two) | paper (the paper's median of local slopes)"),
     levels: bool = typer.Option(False, "--levels", help="measure the paper's sequence instead of the video: one frame per 2x level, centred on the last keyframe, from a span of 6 down"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
 ):
     """Box-counting dimension of the boundary, frame by frame (cached frames reused)."""
 
@@ -318,11 +358,12 @@ def dimension(
         if levels:
             plan = dm.levels_plan(plan)
         idx = dm.frame_indices(plan.n_frames, frames)
-        rep = _RichReporter(quiet or as_json, plan.pixel_steps_per_frame)
         if plot:  # fail before training, not after
             _writable(plot, "--plot")
+        executor = _executor(ray)
+        rep = _RichReporter(quiet or as_json, plan.pixel_steps_per_frame)
         try:
-            res = dm.measure_render(plan, idx, rep=rep, estimator=estimator)
+            res = _train_with(executor, lambda ex: dm.measure_render(plan, idx, rep=rep, executor=ex, estimator=estimator))
         finally:
             rep.stop()
         if plot:
@@ -375,4 +416,5 @@ def explore(
 
 def main():
     interrupt.install()  # when started as zoomreel.cli:main
+    sys.argv[1:] = _ray_argv(sys.argv[1:])
     app()
