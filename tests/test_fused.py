@@ -138,6 +138,26 @@ def test_the_gpu_form_of_the_kernel_computes_the_same_step():
     assert np.isfinite(np.asarray(written.losses)).all()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_kernel_lowers_to_triton_for_cuda(dtype):
+    """Every condition's segment lowers, on this machine, to one Triton kernel for
+    a CUDA GPU: each operation has a Triton lowering and every array it loads
+    or stores has a power-of-two size (compiling it to GPU code needs a GPU)."""
+    import jax
+
+    A = engine.arithmetic(dtype)
+    form = formulation.get("network", "fused")
+    B, seg = 64, engine.SEGMENT_STEPS
+    for model in CONDITIONS.values():
+        fn = fused.build_fused_segment(model, A, B, seg, True, interpret=False)
+        a = A.cast(np.ones(B))
+        idx = form.schedule(model)
+        args = (form.initial_state(model, a, A), a, a, np.full(B, np.nan, A.dtype), form.consts(model, A),
+                None if idx is None else idx[:seg])
+        hlo = jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+        assert hlo.count("__gpu$xla.gpu.triton") == 1, model
+
+
 def test_the_kernel_is_chosen_on_gpus_it_fits(monkeypatch):
     f = formulation.get("network", "fused")
     assert f.tag and f.tag != formulation.get("network", "xla").tag  # frames keyed apart
