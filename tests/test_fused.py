@@ -26,10 +26,11 @@ CONDITIONS = {
 }
 
 # Median over a grid of |fused - xla| / |xla|. Measured on these grids
-# (2026-11-30, development CPU, interpret mode): float32 at most 8.2e-8,
-# float64 at most 2.2e-16; single pixels on the boundary differ more, as any
-# change of rounding moves them.
-MEDIAN_REL = {"float32": 1e-6, "float64": 1e-13}
+# (2026-11-30, development CPU, interpret mode), the largest median over the six
+# conditions: float32 6.4e-8, float64 1.5e-16 (a float32 ulp is 6e-8 to 1.2e-7,
+# a float64 one 1.1e-16 to 2.2e-16). Single pixels on the boundary differ more
+# (up to 6e-3 in float32, 5e-5 in float64), as any change of rounding moves them.
+MEDIAN_REL = {"float32": 1e-6, "float64": 1e-14}
 
 
 def grid(model, k=4):
@@ -121,10 +122,10 @@ def test_the_gpu_form_of_the_kernel_computes_the_same_step():
     segment; in interpret mode it loops over the tiles. The same operations:
     the same weights bit for bit; the losses to rounding (XLA's CPU code adds
     r*r to the lanes with a fused multiply-add in one form and not in the
-    other: measured 1.7e-7 relative, 1.5 ulp)."""
+    other: measured up to 1.7e-7 relative, 1.5 ulp)."""
     import jax
 
-    model = Model(batch=16, steps=5)  # the minibatch masks too
+    model = Model(dataset=0.1, batch=16, steps=5)  # 27 points: two tiles, the second padded; minibatch masks
     A = engine.FLOAT32
     B, seg = 8, 3
     form = formulation.get("network", "fused")
@@ -132,9 +133,12 @@ def test_the_gpu_form_of_the_kernel_computes_the_same_step():
     state = form.initial_state(model, a, A)
     args = (state, a, a[::-1].copy(), np.full(B, np.nan, np.float32), form.consts(model, A), form.schedule(model)[:seg])
     written, looped = (fused.build_fused_segment(model, A, B, seg, True, interpret=True, unrolled=u)(*args) for u in (True, False))
-    for one, other in zip(jax.tree_util.tree_leaves(written._replace(losses=0)), jax.tree_util.tree_leaves(looped._replace(losses=0))):
-        assert np.array_equal(np.asarray(one), np.asarray(other))
-    np.testing.assert_allclose(written.losses, looped.losses, rtol=4e-7)
+    for one, other in zip(jax.tree_util.tree_leaves(written[:4]), jax.tree_util.tree_leaves(looped[:4])):
+        if one.ndim == 2 and one.shape[0] == seg:  # the losses (and below L_0): to rounding
+            np.testing.assert_allclose(one, other, rtol=4e-7)
+        else:  # the weights, dead, steps run: the same bits
+            assert np.array_equal(np.asarray(one), np.asarray(other))
+    np.testing.assert_allclose(written.l0, looped.l0, rtol=4e-7)
     assert np.isfinite(np.asarray(written.losses)).all()
 
 
