@@ -40,28 +40,38 @@ step of any batch is one pass over all the points.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .formulation import Segment, register
+from ..errors import UserError
+from .formulation import KERNEL_ENV, Segment, register
 from .network import RETIRE_V, NetworkState, NetworkXLA, build_segment, constants, phi
 
 TILE = 16  # points per tile: the smallest side a Triton product takes
 BLOCK = 8  # pixels per kernel instance (program): 8 x 16 = 128 rows of W0
 NUM_WARPS = 4
 
-try:  # Triton's compiler parameters select Pallas's Triton backend on a GPU
-    from jax.experimental import pallas as pl
-    from jax.experimental.pallas import triton as pltriton
-except ImportError:  # a JAX without Pallas: the kernel is never chosen
-    pl = pltriton = None
+
+@functools.lru_cache(maxsize=1)
+def pallas():
+    """(pallas, pallas.triton), imported on first use (0.15 s), or None in a
+    JAX without them. Triton's compiler parameters are what select Pallas's
+    Triton backend on a GPU."""
+    try:
+        from jax.experimental import pallas as pl
+        from jax.experimental.pallas import triton as pltriton
+    except ImportError:
+        return None
+    return pl, pltriton
 
 
 def available() -> bool:
-    return pl is not None
+    return pallas() is not None
 
 
 def fits(model) -> bool:
@@ -121,6 +131,7 @@ def _kernel(model, A, Bb: int, seg: int, stop: bool, masked: bool, unrolled: boo
     rows = points if model.minibatch is None else model.minibatch
     tiles = padded_points(points) // TILE
     K = constants(model, A)
+    pl = pallas()[0]
     on_chip = _OnChip(A)
     nan = float("nan")
 
@@ -220,6 +231,7 @@ def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool,
     R = Bb * n
     masked = model.minibatch is not None
     K = constants(model, A)
+    pl, pltriton = pallas()
     call = pl.pallas_call(
         _kernel(model, A, Bb, seg, stop, masked, unrolled),
         grid=(B // Bb,),
@@ -275,8 +287,10 @@ def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool,
 class NetworkFused(NetworkXLA):
     """The network formulation trained by :func:`build_fused_segment`.
 
-    Chosen by default on a GPU (where Triton compiles it) for widths it fits; ``ZOOMREEL_KERNEL=fused`` forces it anywhere, in interpret mode off
-    a GPU. Arithmetics other than float32 and float64 train with the XLA step.
+    Chosen by default on a GPU (where Triton compiles it) for the widths it
+    fits; ``ZOOMREEL_KERNEL=fused`` forces it anywhere, in interpret mode off
+    a GPU or for other widths. Arithmetics other than float32 and float64
+    train with the XLA step.
     """
 
     impl = "fused"
@@ -286,6 +300,9 @@ class NetworkFused(NetworkXLA):
         return platform == "gpu" and available() and fits(model)
 
     def segment(self, model, A, B, seg, stop):
+        if not available():
+            raise UserError("this JAX has no Pallas Triton backend for the fused kernel", KERNEL_ENV,
+                            "use ZOOMREEL_KERNEL=xla, or a JAX with Pallas (0.10 or 0.11)")
         if getattr(A, "dtype", None) not in (np.dtype(np.float32), np.dtype(np.float64)):
             return build_segment(model, A, B, seg, stop)
         interpret = not (jax.devices()[0].platform == "gpu" and fits(model))
