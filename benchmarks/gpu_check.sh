@@ -33,8 +33,8 @@ then kernels=xla,fused; fi
 # 2. the fused kernel's tests, then the science tests with it, natively (each
 #    test compiles its own kernels; the time limit may cut the last ones: -vv
 #    logs each result as it comes)
-[[ $kernels == *fused* ]] && run tests 120 "$PY" -m pytest -vv -p no:cacheprovider tests/test_fused.py tests/test_science.py -k "test_fused or fused]"
+[[ $kernels == *fused* ]] && run tests 100 "$PY" -m pytest -vv -p no:cacheprovider tests/test_fused.py tests/test_science.py -k "test_fused or fused]"
 # 3. the benchmark, both kernels, and a 1920x1080 frame of 500 steps with the fused one
 hd=""; [[ $kernels == *fused* ]] && hd="--hd fused"
-run bench $((295 - (SECONDS - start))) "$PY" benchmarks/bench_engine.py --size ${SIZE:-512} --steps ${STEPS:-500} --repeats 1 --no-frame --kernels $kernels $hd
+run bench $((295 - (SECONDS - start))) "$PY" benchmarks/bench_engine.py --size ${SIZE:-512} --steps ${STEPS:-500} --repeats 1 --no-frame --no-baseline --kernels $kernels $hd
 echo "=== total $((SECONDS - start)) s"
