@@ -15,7 +15,7 @@ if [[ $parts == *env* ]]; then
 fi
 [[ $parts == *step* ]] && run step 200 python3 benchmarks/step_throughput.py --kernel $KERNEL --chunks 2048,8192,16384,32768,65536 --calls 4 --profile 16384
 [[ $parts == *options* ]] && run options 110 python3 benchmarks/engine_options.py --size 512 --steps 500 --dtype float32 --chunks 32768 --repeats 2
-[[ $parts == *bench* ]] && run bench 280 python3 benchmarks/bench_engine.py --kernel $KERNEL --size 512 --steps 500 --repeats 2
+[[ $parts == *bench* ]] && run bench 280 python3 benchmarks/bench_engine.py --kernels $KERNEL --size 512 --steps 500 --repeats 2
 [[ $parts == *render* ]] && run render 120 bash -c "time python3 -m zoomreel render keyframes/quick.toml --draft"
 [[ $parts == *tests* ]] && run tests 170 python3 -m pytest -q -p no:cacheprovider tests/test_science.py
 true

@@ -1,6 +1,7 @@
 """The engine against the independent NumPy reference (tests/reference.py)."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -17,8 +18,17 @@ CONDITIONS = {
     "single": Model(nonlinearity="tanh", dataset="single", steps=40),
     "init-lr": Model(nonlinearity="tanh", plane="init-lr", steps=40),
 }
-# Every registered implementation of the network step is held to the same tests.
-IMPLS = [f.impl for f in engine.implementations("network")]
+# Every registered implementation of the network step is held to the same tests
+# where it runs natively (on a GPU: the XLA step and the fused kernel). Off a GPU
+# the fused kernel runs in interpret mode, too slow for these grids in CI:
+# tests/test_fused.py checks it there on smaller ones, and
+# ZOOMREEL_TEST_INTERPRET=1 runs these tests with it as well.
+engine.config.ensure()  # before JAX starts its backends
+PLATFORM = __import__("jax").devices()[0].platform
+IMPLS = [
+    f.impl for f in engine.implementations("network")
+    if f.impl == "xla" or f.applies(PLATFORM, Model()) or os.environ.get("ZOOMREEL_TEST_INTERPRET")
+]
 
 
 def grid(model, k=5):

@@ -48,12 +48,17 @@ def _digest(obj: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def frame_key(model: Model, view_fields: dict, dtype: str) -> str:
-    return _digest({"model": model.key_fields(), "view": view_fields, "dtype": dtype, "engine": ENGINE_VERSION})
+def _kernel(tag: str) -> dict:
+    """An implementation's cache tag (empty for the XLA step, whose keys it leaves as they were)."""
+    return {"kernel": tag} if tag else {}
 
 
-def decision_key(model: Model, view_fields: dict, mode: str) -> str:
-    return _digest({"model": model.key_fields(), "view": view_fields, "mode": mode, "engine": ENGINE_VERSION, "probe": 1})
+def frame_key(model: Model, view_fields: dict, dtype: str, kernel: str = "") -> str:
+    return _digest({"model": model.key_fields(), "view": view_fields, "dtype": dtype, "engine": ENGINE_VERSION, **_kernel(kernel)})
+
+
+def decision_key(model: Model, view_fields: dict, mode: str, kernel: str = "") -> str:
+    return _digest({"model": model.key_fields(), "view": view_fields, "mode": mode, "engine": ENGINE_VERSION, "probe": 1, **_kernel(kernel)})
 
 
 # -- verification: one function per record kind, shared by render and info

@@ -36,6 +36,7 @@ class Job:
     mode: str
     where: str
     decision: Decision | None = None
+    kernel: str | None = None  # the implementation of the step to train with (None: this process's choice)
 
     @property
     def pixel_steps(self) -> int:
@@ -56,6 +57,13 @@ def run_job(job: Job, on_progress: Callable[[int], None] | None = None,
     """Decide the precision (unless the job carries it) and train every pixel.
     ``check``: see :func:`zoomreel.precision.decide_and_probe` (the frame's own
     training reports through ``on_progress``, which may raise as well)."""
+    from .engine import formulation
+
+    with formulation.using(job.kernel):
+        return _run(job, on_progress, check)
+
+
+def _run(job: Job, on_progress, check) -> JobResult:
     t0 = time.perf_counter()
     probe: Probe | None = None
     decision = job.decision

@@ -40,6 +40,8 @@ class Plan:
     fps: int
     n_frames: int
     mode: str
+    kernel: str = "xla"  # the implementation of the step every unit of work trains with
+    kernel_tag: str = ""  # its cache tag (frames of two implementations never mix)
     _views: dict = field(default_factory=dict)
 
     @property
@@ -71,7 +73,16 @@ def make_plan(scene: Scene, draft: bool = False, out: Path | None = None) -> Pla
         fps=scene.video.fps,
         n_frames=path.frame_count(scene),
         mode=scene.video.precision,
+        **kernel_fields(scene.model),
     )
+
+
+def kernel_fields(model) -> dict:
+    """The implementation this process trains ``model`` with, and its cache tag."""
+    from . import engine
+
+    f = engine.implementation(model)
+    return {"kernel": f.impl, "kernel_tag": f.tag}
 
 
 # --------------------------------------------------------------------------
@@ -105,11 +116,11 @@ def lookup(plan: Plan, cache: Cache, k: int) -> FrameState:
     """What the cache knows about frame k, without training anything."""
     view = plan.view(k)
     vf = view.key_fields()
-    d = cache.get_decision(decision_key(plan.scene.model, vf, plan.mode))
+    d = cache.get_decision(decision_key(plan.scene.model, vf, plan.mode, plan.kernel_tag))
     decision = Decision.from_json(d) if d else None
     if decision is None:
         return FrameState(k, view, None, None, None)
-    key = frame_key(plan.scene.model, vf, decision.dtype)
+    key = frame_key(plan.scene.model, vf, decision.dtype, plan.kernel_tag)
     return FrameState(k, view, decision, key, cache.meta(key) if cache.has_frame(key) else None)
 
 
@@ -138,15 +149,15 @@ def frame_job(plan: Plan, cache: Cache, k: int, force: bool) -> Job:
     """Frame k as a job; a cached precision decision rides along (no probe)."""
     scene = plan.scene
     view = plan.view(k)
-    d = None if force else cache.get_decision(decision_key(scene.model, view.key_fields(), plan.mode))
-    return Job(k, scene.model, view, plan.mode, scene.keyframes_where, Decision.from_json(d) if d else None)
+    d = None if force else cache.get_decision(decision_key(scene.model, view.key_fields(), plan.mode, plan.kernel_tag))
+    return Job(k, scene.model, view, plan.mode, scene.keyframes_where, Decision.from_json(d) if d else None, plan.kernel)
 
 
-def store_result(cache: Cache, model, mode: str, res: JobResult, time: str) -> dict:
+def store_result(cache: Cache, model, mode: str, res: JobResult, time: str, kernel_tag: str) -> dict:
     """Write a trained view (and its decision, if new) to a cache; returns its record."""
     vf = res.job.view.key_fields()
     if res.decided:
-        cache.put_decision(decision_key(model, vf, mode), res.decision.to_json())
+        cache.put_decision(decision_key(model, vf, mode, kernel_tag), res.decision.to_json())
     meta = {
         "time": time,
         "view": vf,
@@ -157,13 +168,13 @@ def store_result(cache: Cache, model, mode: str, res: JobResult, time: str) -> d
         "pixel_steps": res.job.pixel_steps,
         "summary": color.summary(res.raw),
     }
-    cache.put_frame(frame_key(model, vf, res.decision.dtype), res.raw, meta)
+    cache.put_frame(frame_key(model, vf, res.decision.dtype, kernel_tag), res.raw, meta)
     return meta
 
 
 def store_frame(plan: Plan, cache: Cache, res: JobResult) -> dict:
     """Write a trained frame of the plan to its cache; returns its record."""
-    return store_result(cache, plan.scene.model, plan.mode, res, str(path.frame_time(res.job.id, plan.fps)))
+    return store_result(cache, plan.scene.model, plan.mode, res, str(path.frame_time(res.job.id, plan.fps)), plan.kernel_tag)
 
 
 def train_frames(plan: Plan, cache: Cache, ks: list[int], force: bool, rep: Reporter,
@@ -209,7 +220,7 @@ def render(plan: Plan, force: bool = False, rep: Reporter | None = None, executo
     engine_s = time.perf_counter() - t1
     rendered = sum(f[2] for f in frames.values())
     summaries = [frames[k][1]["summary"] for k in range(plan.n_frames)]
-    keys = [frame_key(plan.scene.model, plan.view(k).key_fields(), frames[k][1]["dtype"]) for k in range(plan.n_frames)]
+    keys = [frame_key(plan.scene.model, plan.view(k).key_fields(), frames[k][1]["dtype"], plan.kernel_tag) for k in range(plan.n_frames)]
     del frames
     t2 = time.perf_counter()
     rep.encoding(plan.n_frames)

@@ -12,6 +12,7 @@ One room per concern:
 - :mod:`.arith`: the arithmetics (precisions) the steps are written over;
 - :mod:`.formulation`: the seam: one object per model kind and implementation;
 - :mod:`.network`, :mod:`.mandelbrot`: the formulations;
+- :mod:`.fused`: the network's training segment as one GPU kernel (Pallas);
 - :mod:`.layout`: the row layout of a device's pixels;
 - :mod:`.devices`: the device policy (chunk, group and segment sizes);
 - :mod:`.scheduler`: groups, chunks, segments and retirement.
@@ -27,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from ..model import ENGINE_VERSION, Model
-from . import config, formulation, mandelbrot, network  # noqa: F401  (registers the formulations)
+from . import config, formulation, fused, mandelbrot, network  # noqa: F401  (registers the formulations)
 from .arith import FLOAT32, FLOAT64, LADDER, arithmetic
 from .config import compile_cache_dir, configure
 from .devices import SEGMENT_STEPS, default_chunk, device_name, policy

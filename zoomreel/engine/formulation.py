@@ -24,6 +24,8 @@ and names itself in the cache key through :attr:`Formulation.tag`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from typing import Any, Callable, NamedTuple
 
@@ -88,6 +90,20 @@ def get(kind: str, impl: str) -> Formulation:
 
 
 KERNEL_ENV = "ZOOMREEL_KERNEL"
+_using: contextvars.ContextVar[str | None] = contextvars.ContextVar("zoomreel_kernel", default=None)
+
+
+@contextlib.contextmanager
+def using(impl: str | None):
+    """Within the block, :func:`choose` picks ``impl`` (None: no change). A
+    unit of work carries its driver's choice this way, so that every pixel of
+    it, precision probe included, is trained by one implementation."""
+    token = _using.set(impl) if impl else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _using.reset(token)
 
 
 def choose(model, platform: str, impl: str | None = None) -> Formulation:
@@ -96,7 +112,7 @@ def choose(model, platform: str, impl: str | None = None) -> Formulation:
     ``impl`` (or the ZOOMREEL_KERNEL variable) forces an implementation for
     the network kind; otherwise the first preferred one that applies, else XLA.
     """
-    forced = impl or os.environ.get(KERNEL_ENV, "").strip() or None
+    forced = impl or _using.get() or os.environ.get(KERNEL_ENV, "").strip() or None
     if forced is not None and model.kind == "network":
         known = sorted({i for (k, i) in _REGISTRY if k == model.kind})
         if (model.kind, forced) not in _REGISTRY:

@@ -22,7 +22,7 @@ from ..executor import Job, run_job
 from ..model import Model
 from ..path import View
 from ..precision import Decision
-from ..render import store_result
+from ..render import kernel_fields, store_result
 
 
 @dataclass
@@ -43,14 +43,15 @@ def image_for(cache: Cache, model: Model, view: View, mode: str, where: str,
               on_progress: Callable[[int], None] | None = None) -> Image:
     """A view's raw measure and decision: from the cache, or trained and stored."""
     vf = view.key_fields()
-    dkey = decision_key(model, vf, mode)
+    kernel = kernel_fields(model)
+    dkey = decision_key(model, vf, mode, kernel["kernel_tag"])
     d = cache.get_decision(dkey)
     decision = Decision.from_json(d) if d else None
     if decision is not None:
-        hit = cache.get_frame(frame_key(model, vf, decision.dtype), (view.size[1], view.size[0]))
+        hit = cache.get_frame(frame_key(model, vf, decision.dtype, kernel["kernel_tag"]), (view.size[1], view.size[0]))
         if hit is not None:
             return Image(hit[0], decision, True)
     check = (lambda: on_progress(0)) if on_progress is not None else None  # a superseded view stops in its probe too
-    res = run_job(Job(where, model, view, mode, where, decision), on_progress, check)
-    store_result(cache, model, mode, res, "0")
+    res = run_job(Job(where, model, view, mode, where, decision, kernel["kernel"]), on_progress, check)
+    store_result(cache, model, mode, res, "0", kernel["kernel_tag"])
     return Image(res.raw, res.decision, False)

@@ -1,0 +1,40 @@
+#!/bin/bash
+# The fused kernel on a GPU machine, in one call of at most 5 minutes: nothing
+# to install (python3 there has JAX with the CUDA plugin, pytest and the
+# project's dependencies); the kernel compiled natively and compared with the
+# XLA step, the tests that hold it natively, then the issue's benchmark for
+# both kernels (% of the FP32 / FP64 peak) and a 1920x1080 500-step frame.
+# Logs go to $OUT (or ./gpu-logs).  Usage: bash benchmarks/gpu_check.sh
+# (PYTHON=..., SIZE=... STEPS=... for a dry run elsewhere)
+OUT=${OUT:-gpu-logs}; mkdir -p "$OUT"
+PY=${PYTHON:-python3}  # python3 on the GPU machine has JAX with the CUDA plugin
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export ZOOMREEL_JAX_CACHE=${TMPDIR:-/tmp}/zoomreel-jax
+start=$SECONDS
+run() { local name=$1 limit=$2; shift 2; echo "=== $name ($((SECONDS - start)) s in): $*"; timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | grep --line-buffered -v "^W0000\|^I0000"; local rc=${PIPESTATUS[0]}; echo "=== $name exit $rc"; return "$rc"; }
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader
+"$PY" -c "import jax, numpy; print('jax', jax.__version__, 'numpy', numpy.__version__, jax.devices())"
+# 1. compile and run the kernel natively on a few pixels, against the XLA step
+kernels=xla
+if run smoke 60 "$PY" - <<'PY'
+import time, numpy as np
+from zoomreel import engine
+from zoomreel.model import Model
+engine.configure()
+print("chosen by default:", engine.implementation(Model()).impl)
+hx = 10.0 ** np.repeat(np.linspace(-1, 4, 8), 8); hy = 10.0 ** np.tile(np.linspace(-1, 4, 8), 8)
+for m, dt in ((Model(steps=25), "float32"), (Model(steps=25), "float64"), (Model(batch=16, steps=25), "float32")):
+    t = time.perf_counter(); f = engine.train(m, hx, hy, dt, impl="fused").values; t = time.perf_counter() - t
+    x = engine.train(m, hx, hy, dt, impl="xla").values
+    rel = np.abs(f - x) / np.abs(x)
+    print(f"batch={m.batch} {dt}: first call (compiles) {t:.1f} s; same class {np.mean((f < 0) == (x < 0)):.3f}, median rel {np.median(rel):.2g}, max {rel.max():.2g}")
+PY
+then kernels=xla,fused; fi
+# 2. the fused kernel's tests, then the science tests with it, natively (each
+#    test compiles its own kernels; the time limit may cut the last ones: -vv
+#    logs each result as it comes)
+[[ $kernels == *fused* ]] && run tests 100 "$PY" -m pytest -vv -p no:cacheprovider tests/test_fused.py tests/test_science.py -k "test_fused or fused]"
+# 3. the issue's benchmark, both kernels, and a 1920x1080 frame of 500 steps with the fused one
+hd=""; [[ $kernels == *fused* ]] && hd="--hd fused"
+run bench $((295 - (SECONDS - start))) "$PY" benchmarks/bench_engine.py --size ${SIZE:-512} --steps ${STEPS:-500} --repeats 1 --no-frame --no-baseline --kernels $kernels $hd
+echo "=== total $((SECONDS - start)) s"
