@@ -130,7 +130,7 @@ def test_files_sharing_a_model_share_tiles_and_a_pan_trains_only_new_tiles(tmp_p
 
 
 def test_resume_after_kill_in_pyramid_mode(tmp_path, write_scene):
-    p = write_scene(steps=20, w=32, h=18, fps=4, t1="1.0", span1="1.5", video_extra='mode = "pyramid"')
+    p = write_scene(steps=20, w=32, h=18, fps=4, t1="1.0", span1="3.0", video_extra='mode = "pyramid"')
     out, ref = tmp_path / "killed", tmp_path / "ref"
     d = json.loads(run("info", p, "--out", out, "--json").stdout)
     n = d["tiles"]
