@@ -9,7 +9,8 @@ doubling), 5 doublings, 100 steps.
    keyframes/tanh.toml's faster one (12.5 frames per doubling): counted from
    the plans, nothing trained.
 2. Both modes rendered in this process at ``--scale`` of the size and
-   ``--steps`` steps (the full default takes hours on a 2-core CPU), each into
+   ``--steps`` steps (the full default takes hours on a 2-core CPU: there,
+   run e.g. ``--scale 0.25 --steps 20 --doublings 1``), each into
    a fresh folder, timed (training, composing and encoding); frames first,
    then pyramid, so the compiled programs favour neither much.
 3. Quality of ``--check`` evenly spread pyramid frames against the same view
@@ -18,7 +19,7 @@ doubling), 5 doublings, 100 steps.
    the RGB (both coloured with the pyramid frame's rank reference). The same
    for the frames-mode frame (one sample per pixel), for comparison.
 
-    python benchmarks/bench_pyramid.py [--scale 0.25] [--steps 20] [--doublings 5]
+    python benchmarks/bench_pyramid.py [--scale 1] [--steps 100] [--doublings 5]
         [--fps 30] [--seconds-per-doubling 1.5] [--check 5] [--span 0.2] [--center X,Y] [--plan-only]
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import tempfile
 import time
 from decimal import Decimal
@@ -73,8 +75,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="960x540")
-    ap.add_argument("--scale", type=float, default=0.25)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--full-steps", type=int, default=100)
     ap.add_argument("--doublings", type=int, default=5)
     ap.add_argument("--fps", type=int, default=30)
@@ -90,6 +92,13 @@ def main():
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores; device {engine.device_name()}")
     print(f"path: centre ({center[0]}, {center[1]}), span {a.span} -> /2**{a.doublings}, 2x every {a.seconds_per_doubling} s")
     tmp = Path(tempfile.mkdtemp(prefix="bench-pyramid-"))
+    try:
+        run(a, W, H, center, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a, W, H, center, tmp: Path) -> None:
 
     # 1. work at the full size, from the plans
     # tanh.toml's pacing, 12.5 frames per doubling, as 2x per 0.5 s at 25 fps
