@@ -31,7 +31,11 @@ def test_condition_zooms_six_decades_onto_the_boundary(name):
     assert 0.10 <= conv <= 0.90, (name, conv)
 
 
-def test_quick_demo_is_small():
+def test_quick_demo_is_small(tmp_path):
+    """The README's first command: at least 320x180 and 3 s, few enough pixel-steps
+    for about two minutes on a 2-core CPU (docs/benchmarks.md, "Pyramid")."""
     s = scene.load(KEYFRAMES / "quick.toml")
-    plan = render.make_plan(s, draft=True)
-    assert plan.n_frames * plan.pixel_steps_per_frame < 2e7
+    plan = render.make_plan(s, draft=True, out=tmp_path)
+    d = render.info(plan)
+    assert plan.size[0] >= 320 and plan.size[1] >= 180 and s.duration >= 3
+    assert d["mode"] == "pyramid" and d["pixel_steps"] < 3e7

@@ -35,10 +35,11 @@ import numpy as np
 
 from . import atomic
 from .color import Q
+from .precisions import ARITHMETICS
 from .errors import UserError
 from .model import ENGINE_VERSION, Model
 
-DTYPES = ("float32", "float64")  # the arithmetics' names (zoomreel.engine.LADDER), without importing JAX
+DTYPES = ARITHMETICS  # the arithmetics' names (zoomreel.engine.LADDER), without importing JAX
 DECISION_FIELDS = ("dtype", "resolved", "reason", "f32_agreement", "f64_agreement", "probe_pixels", "warning")
 FRAME_FIELDS = ("time", "view", "dtype", "resolved", "decision", "seconds", "pixel_steps", "summary", "crc", "shape")
 
@@ -126,7 +127,8 @@ def valid_frame_record(m) -> bool:
     """A frame's record (without key and checksum) has the right shape and range."""
     return (
         isinstance(m, dict)
-        and set(m) == set(FRAME_FIELDS)
+        and set(FRAME_FIELDS) <= set(m) <= set(FRAME_FIELDS) | {"tile"}
+        and ("tile" not in m or (isinstance(m["tile"], list) and len(m["tile"]) == 3 and all(type(v) is int for v in m["tile"])))
         and isinstance(m["time"], str)
         and isinstance(m["view"], dict)
         and m["dtype"] in DTYPES

@@ -83,7 +83,7 @@ def _ray_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def _scene(file: Path, size: Optional[str], precision: Optional[str]):
+def _scene(file: Path, size: Optional[str], precision: Optional[str], mode: Optional[str] = None):
     from . import scene as sc
 
     s = sc.load(file)
@@ -93,7 +93,14 @@ def _scene(file: Path, size: Optional[str], precision: Optional[str]):
         if precision not in sc.PRECISIONS:
             raise UserError(f"unknown precision {precision!r}", "--precision", f"use {spelled()}")
         s = s.with_video(precision=precision)
+    if mode:
+        if mode not in sc.MODES:
+            raise UserError(f"unknown mode {mode!r}", "--mode", "use frames or pyramid")
+        s = s.with_video(mode=mode)
     return s
+
+
+MODE_HELP = "frames (each pixel trained at its own centre) | pyramid (composed from shared tiles); overrides [video] mode"
 
 
 @app.command()
@@ -103,7 +110,9 @@ def frame(
     size: Optional[str] = typer.Option(None, "--size", help="WxH, overrides [video] size"),
     precision: Optional[str] = typer.Option(None, "--precision", help=" | ".join(PRECISIONS)),
     png: Optional[Path] = typer.Option(None, "--png", help="write the coloured frame here"),
-    npy: Optional[Path] = typer.Option(None, "--npy", help="write the raw float64 measure here"),
+    npy: Optional[Path] = typer.Option(None, "--npy", help="write the raw float64 measure here (pyramid: the converged fraction per pixel)"),
+    mode: Optional[str] = typer.Option(None, "--mode", help=MODE_HELP),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="pyramid mode: the output folder whose pyramid/ caches the tiles (default outputs/)"),
 ):
     """Train and write the single frame the video shows at --time."""
 
@@ -112,7 +121,7 @@ def frame(
 
         from . import color, path, render
 
-        s = _scene(file, size, precision)
+        s = _scene(file, size, precision, mode)
         try:
             t = Decimal(time)
             if not t.is_finite():
@@ -124,6 +133,8 @@ def frame(
             _writable(npy, "--npy")
         if png:
             _writable(png, "--png")
+        if s.video.mode == "pyramid":
+            return _pyramid_frame(s, t, out_dir, png, npy)
         res = render.compute_frame(s, view, s.video.precision)
         if res.decision.warning:
             print(f"warning: {res.decision.warning}", file=sys.stderr)
@@ -137,6 +148,32 @@ def frame(
         print(render.frame_summary(t, res, s.model.steps))
 
     _run(go)
+
+
+def _pyramid_frame(s, t: Decimal, out_dir: Optional[Path], png: Optional[Path], npy: Optional[Path]) -> None:
+    import time as clock
+
+    import numpy as np
+
+    from . import render
+
+    t0 = clock.perf_counter()
+    plan = render.single_frame_plan(s, t, out_dir)
+    units, trained = render.train_tiles(plan, [0], False, render.Reporter())
+    rgb, frac, _ = render.pyramid_frame(plan, 0, render.TileReader(units))
+    if npy:
+        _write(npy, lambda f: np.save(f, frac))
+    if png:
+        from PIL import Image
+
+        _write(png, lambda f: Image.fromarray(rgb).save(f, format="PNG"))
+    fp = plan.frame_plan(0)
+    W, H = plan.size
+    print(
+        f"t={t}s {plan.view(0).describe()} size {W}x{H} pyramid level {fp.fine.level}"
+        + (f" blended {fp.blend:.2f} with level {fp.coarse.level}" if fp.coarse is not None else "")
+        + f", {len(plan.tiles([0]))} tiles ({trained} trained) in {units.cache.root}, {clock.perf_counter() - t0:.2f} s"
+    )
 
 
 def _disk_error(e: OSError, p: Path) -> UserError:
@@ -170,8 +207,9 @@ def _writable(p: Path, option: str) -> None:
 
 
 class _RichReporter:
-    def __init__(self, quiet: bool, steps_per_frame: int):
+    def __init__(self, quiet: bool, steps_per_frame: int, noun: str = "frames"):
         self.quiet = quiet
+        self.noun = noun
         self.spf = steps_per_frame
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -193,7 +231,7 @@ class _RichReporter:
 
         self.t0 = time.perf_counter()
         self.progress.start()
-        self.task = self.progress.add_task("frames", total=total, info="")
+        self.task = self.progress.add_task(self.noun, total=total, info="")
 
     def _info(self):
         import time
@@ -212,7 +250,8 @@ class _RichReporter:
         if reused:
             self.skipped += 1
         if warning and not self.quiet:
-            self.progress.console.print(f"warning: frame {k}: {warning}")
+            name = k.name() if hasattr(k, "name") else f"frame {k}"
+            self.progress.console.print(f"warning: {name}: {warning}")
         self.progress.update(self.task, advance=1, info=self._info())
 
     def encoding(self, total):
@@ -231,20 +270,21 @@ def render_cmd(
     file: Path = typer.Argument(..., help="keyframe file (.toml)"),
     draft: bool = typer.Option(False, "--draft", help="quarter size per axis, same path and timing"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder instead of outputs/"),
-    force: bool = typer.Option(False, "--force", help="retrain every frame"),
+    force: bool = typer.Option(False, "--force", help="retrain every frame (pyramid: every tile this video reads)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     precision: Optional[str] = typer.Option(None, "--precision", help=" | ".join(PRECISIONS)),
+    mode: Optional[str] = typer.Option(None, "--mode", help=MODE_HELP),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
 ):
-    """Render the whole video (resumes from cached frames)."""
+    """Render the whole video (resumes from cached frames or tiles)."""
 
     def go():
         from . import render
 
-        s = _scene(file, None, precision)
+        s = _scene(file, None, precision, mode)
         plan = render.make_plan(s, draft, out_dir)
         executor = _executor(ray)
-        rep = _RichReporter(quiet, plan.pixel_steps_per_frame)
+        rep = _RichReporter(quiet, plan.pixel_steps_per_frame, "tiles" if plan.video_mode == "pyramid" else "frames")
         try:
             res = _train_with(executor, lambda ex: render.render(plan, force, rep, ex))
         finally:
@@ -252,7 +292,7 @@ def render_cmd(
         rest = res.seconds - res.engine_seconds
         damaged = f", {res.damaged} cache records failed verification and were redone" if res.damaged else ""
         print(printable(
-            f"rendered {res.rendered}, reused {res.reused}{damaged}, {res.seconds:.1f} s "
+            f"rendered {res.rendered}, reused {res.reused}" + (" tiles" if res.unit == "tiles" else "") + f"{damaged}, {res.seconds:.1f} s "
             f"(training {res.engine_seconds:.1f} s, everything else {rest:.1f} s): {res.video}"
         ))
 
@@ -266,13 +306,14 @@ def info_cmd(
     out_dir: Optional[Path] = typer.Option(None, "--out"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object"),
     precision: Optional[str] = typer.Option(None, "--precision", help=" | ".join(PRECISIONS)),
+    mode: Optional[str] = typer.Option(None, "--mode", help=MODE_HELP),
 ):
     """The plan of a render and what is cached, without training anything."""
 
     def go():
         from . import render
 
-        s = _scene(file, None, precision)
+        s = _scene(file, None, precision, mode)
         d = render.info(render.make_plan(s, draft, out_dir))
         if as_json:
             print(json.dumps(d))
@@ -284,7 +325,10 @@ def info_cmd(
         out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps")
         out.print(f"zoom: span {d['span_first']:.3g} -> {d['span_last']:.3g} ({d['decades']:.1f} decades)")
         damaged = f"  ({d['damaged']} records failed verification; render redoes them)" if d["damaged"] else ""
-        out.print(f"cached {d['cached']}/{d['frames']}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False, soft_wrap=True)
+        if d["mode"] == "pyramid":
+            out.print(f"mode pyramid: {d['tiles']} tiles of {d['tile_size']}x{d['tile_size']}, levels {d['levels'][0]}..{d['levels'][1]}, in {d['cache']}", markup=False, soft_wrap=True)
+        n = d["tiles"] if d["mode"] == "pyramid" else d["frames"]
+        out.print(f"cached {d['cached']}/{n} {'tiles' if d['mode'] == 'pyramid' else 'frames'}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False, soft_wrap=True)
         out.print(f"work {d['pixel_steps']:.3g} pixel-steps, {d['pixel_steps_remaining']:.3g} to go" + (f", about {eta:.0f} s at the measured rate" if eta else ""))
         out.print(printable(f"video {d['video']}") + (" (exists)" if d["video_exists"] else ""), markup=False, soft_wrap=True)
 
@@ -339,6 +383,7 @@ def dimension(
     plot: Optional[Path] = typer.Option(None, "--plot", help="write box counts and dimension against depth to this PNG"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     precision: Optional[str] = typer.Option(None, "--precision", help=" | ".join(PRECISIONS)),
+    mode: Optional[str] = typer.Option(None, "--mode", help=MODE_HELP + "; pyramid fits each level once"),
     estimator: str = typer.Option("fit", "--estimator", help="fit (least squares over powers of two) | paper (the paper's median of local slopes)"),
     levels: bool = typer.Option(False, "--levels", help="measure the paper's sequence instead of the video: one frame per 2x level, centred on the last keyframe, from a span of 6 down"),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
@@ -353,7 +398,7 @@ def dimension(
             raise UserError(f"--frames {frames} is not a positive count", "--frames", "give 1 or more, or leave it out for every frame")
         if estimator not in dm.ESTIMATORS:
             raise UserError(f"unknown estimator {estimator!r}", "--estimator", "use " + " or ".join(dm.ESTIMATORS))
-        s = _scene(file, None, precision)
+        s = _scene(file, None, precision, mode)
         plan = render.make_plan(s, draft, out_dir)
         if levels:
             plan = dm.levels_plan(plan)
@@ -361,7 +406,7 @@ def dimension(
         if plot:  # fail before training, not after
             _writable(plot, "--plot")
         executor = _executor(ray)
-        rep = _RichReporter(quiet or as_json, plan.pixel_steps_per_frame)
+        rep = _RichReporter(quiet or as_json, plan.pixel_steps_per_frame, "tiles" if plan.video_mode == "pyramid" else "frames")
         try:
             res = _train_with(executor, lambda ex: dm.measure_render(plan, idx, rep=rep, executor=ex, estimator=estimator))
         finally:

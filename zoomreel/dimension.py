@@ -285,21 +285,25 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None, exec
             "drop --draft or raise [video] size",
         )
     rep = rep or render.Reporter()
-    cache = plan.cache
-    cache.prepare()
     first = plan.scene.keyframes[0].span
     res = RenderDimension(str(plan.scene.path), plan.draft, plan.size, plan.scene.model.steps, estimator)
-    rep.start(len(indices), 0)
-    frames = render.train_frames(plan, cache, indices, force, rep, executor)
-    for k in indices:
-        raw, meta, trained = frames[k]
-        view = plan.view(k)
+    if plan.video_mode == "pyramid":  # each level once: its block under the first frame that reads it
+        from .pyramid import spacing
+
+        images = [(k, raw, spacing(level) * raw.shape[1]) for k, level, raw in render.level_images(plan, indices, force, rep, executor)]
+    else:
+        cache = plan.cache
+        cache.prepare()
+        rep.start(len(indices), 0)
+        frames = render.train_frames(plan, cache, indices, force, rep, executor)
+        images = [(k, frames[k][0], plan.view(k).span) for k in indices]
+    for k, raw, span in images:
         edge = boundary(raw)
         fd = FrameDimension(
             frame=k,
             time=float(path.frame_time(k, plan.fps)),
-            span=float(view.span),
-            depth=float((first / view.span).log10()),
+            span=float(span),
+            depth=float((first / span).log10()),
             boundary_pixels=int(edge.sum()),
             fit=None,
         )
@@ -335,7 +339,7 @@ def levels_plan(plan):
 
     last = plan.scene.keyframes[-1]
     views = path.levels(last.center, last.span, plan.size)
-    return dataclasses.replace(plan, n_frames=len(views), _views=dict(enumerate(views)))
+    return dataclasses.replace(plan, n_frames=len(views), _views=dict(enumerate(views)), _frame_plans={})
 
 
 def _frames(n: int) -> str:

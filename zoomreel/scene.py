@@ -19,6 +19,8 @@ from .errors import UserError, shown
 from .model import KINDS, NONLINEARITIES, PLANES, Model
 from .precisions import AUTO, PRECISIONS
 
+MODES = ("frames", "pyramid")  # frames: each trained at its own pixels; pyramid: composed from shared tiles
+
 SIZE_MIN, SIZE_MAX = 16, 8192
 STEPS_MIN, STEPS_MAX = 20, 100_000
 WIDTH_MIN, WIDTH_MAX = 1, 256
@@ -41,6 +43,7 @@ class Video:
     palette: str = DEFAULT_PALETTE
     overlay: bool = False
     quality: int = 18  # x264 CRF: lower is better
+    mode: str = "frames"
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def check_plane(scene: "Scene") -> None:
 
 _TOP = {"title", "model", "video", "keyframe"}
 _MODEL = {"kind", "nonlinearity", "width", "dataset", "batch", "plane", "steps", "seed"}
-_VIDEO = {"size", "fps", "precision", "palette", "overlay", "quality"}
+_VIDEO = {"size", "fps", "precision", "palette", "overlay", "quality", "mode"}
 _KEYFRAME = {"time", "center", "span"}
 
 
@@ -281,7 +284,8 @@ def _validate(r: _Reader, doc: dict) -> Scene:
     if not isinstance(overlay, bool):
         r.fail("video.overlay", f"expected true or false, got {overlay!r}", "write overlay = true")
     quality = r.number(v.get("quality", 18), "video.quality", integer=True, lo=0, hi=51)
-    video = Video(size=size, fps=fps, precision=precision, palette=palette, overlay=overlay, quality=quality)
+    mode = r.choice(v.get("mode", "frames"), "video.mode", MODES)
+    video = Video(size=size, fps=fps, precision=precision, palette=palette, overlay=overlay, quality=quality, mode=mode)
 
     kfs = doc.get("keyframe")
     if kfs is None or (isinstance(kfs, list) and not kfs):

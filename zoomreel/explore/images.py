@@ -17,12 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..cache import Cache, decision_key, frame_key
-from ..executor import Job, run_job
+from ..cache import Cache
+from ..executor import run_job
 from ..model import Model
 from ..path import View
 from ..precision import Decision
-from ..render import kernel_fields, store_result
+from ..render import ViewUnits, kernel_fields
 
 
 @dataclass
@@ -42,16 +42,11 @@ def view_cache(out_dir: Path) -> Cache:
 def image_for(cache: Cache, model: Model, view: View, mode: str, where: str,
               on_progress: Callable[[int], None] | None = None) -> Image:
     """A view's raw measure and decision: from the cache, or trained and stored."""
-    vf = view.key_fields()
-    kernel = kernel_fields(model)
-    dkey = decision_key(model, vf, mode, kernel["kernel_tag"])
-    d = cache.get_decision(dkey)
-    decision = Decision.from_json(d) if d else None
-    if decision is not None:
-        hit = cache.get_frame(frame_key(model, vf, decision.dtype, kernel["kernel_tag"]), (view.size[1], view.size[0]))
-        if hit is not None:
-            return Image(hit[0], decision, True)
+    units = ViewUnits(model, cache, mode, where, **kernel_fields(model))
+    hit = units.get(view)
+    if hit is not None:
+        return Image(hit[0], Decision.from_json(hit[1]["decision"]), True)
     check = (lambda: on_progress(0)) if on_progress is not None else None  # a superseded view stops in its probe too
-    res = run_job(Job(where, model, view, mode, where, decision, kernel["kernel"]), on_progress, check)
-    store_result(cache, model, mode, res, "0", kernel["kernel_tag"])
+    res = run_job(units.job(view, False), on_progress, check)
+    units.store(res)
     return Image(res.raw, res.decision, False)
