@@ -26,7 +26,6 @@ import math
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-import numpy as np
 
 import jax.numpy as jnp
 from jax import lax
@@ -75,7 +74,7 @@ class NetworkXLA(Formulation):
         return draws(model).idx
 
     def initial_state(self, model, a, A):
-        N, n = a.shape[0], model.width
+        N = a.shape[0]
         d = draws(model)
         w0 = A.broadcast_rows(A.cast(d.w0), N)
         if model.plane == "init-lr":
