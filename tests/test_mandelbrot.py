@@ -98,10 +98,10 @@ def test_precision_policy_against_a_float64_reference():
     assert d.dtype == "float64"
     assert np.mean((render.train_view(MODEL, deep, d.dtype) > 0) == esc) >= 0.995
 
-    # past float64: a clear error naming the deepest span
+    # past double-double: a clear error naming the deepest span
     with pytest.raises(UserError) as e:
-        precision.decide(MODEL, path.View(SEAHORSE, Decimal("1e-15"), (48, 32)))
-    assert "deepest span" in e.value.line()
+        precision.decide(MODEL, path.View(SEAHORSE, Decimal("1e-35"), (48, 32)))
+    assert "deepest span" in e.value.line() and "equal in dd" in e.value.line()
 
 
 def test_mandelbrot_takes_only_steps(tmp_path):
@@ -121,5 +121,5 @@ def test_shipped_mandelbrot_file_zooms_ten_decades_within_float64(tmp_path):
     assert float((first.span / last.span).log10()) >= 10
     # the deepest frame still resolves in float64 at full size
     full = render.make_plan(s, draft=False, out=tmp_path).view(plan.n_frames - 1)
-    assert precision.deepest_span(s.model, full) < float(full.span)
+    assert precision.deepest_span(s.model, full, engine.FLOAT64) < float(full.span)
 

@@ -41,7 +41,7 @@ def _scene(file: Path, size: Optional[str], precision: Optional[str]):
         s = s.with_video(size=sc.parse_size(size, "--size"))
     if precision:
         if precision not in sc.PRECISIONS:
-            raise UserError(f"unknown precision {precision!r}", "--precision", "use auto, float32 or float64")
+            raise UserError(f"unknown precision {precision!r}", "--precision", "use auto, float32, float64 or dd")
         s = s.with_video(precision=precision)
     return s
 
@@ -51,7 +51,7 @@ def frame(
     file: Path = typer.Argument(..., help="keyframe file (.toml)"),
     time: str = typer.Option("0", "--time", help="seconds into the video"),
     size: Optional[str] = typer.Option(None, "--size", help="WxH, overrides [video] size"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64 | dd"),
     png: Optional[Path] = typer.Option(None, "--png", help="write the coloured frame here"),
     npy: Optional[Path] = typer.Option(None, "--npy", help="write the raw float64 measure here"),
 ):
@@ -173,7 +173,7 @@ def render_cmd(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder instead of outputs/"),
     force: bool = typer.Option(False, "--force", help="retrain every frame"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64 | dd"),
 ):
     """Render the whole video (resumes from cached frames)."""
 
@@ -202,7 +202,7 @@ def info_cmd(
     draft: bool = typer.Option(False, "--draft"),
     out_dir: Optional[Path] = typer.Option(None, "--out"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64 | dd"),
 ):
     """The plan of a render and what is cached, without training anything."""
 
@@ -269,7 +269,7 @@ def dimension(
     as_json: bool = typer.Option(False, "--json", help="one JSON object"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="write box counts and dimension against depth to this PNG"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | float32 | float64 | dd"),
 ):
     """Box-counting dimension of the boundary, frame by frame (cached frames reused)."""
 

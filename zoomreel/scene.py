@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import UserError
 from .model import KINDS, NONLINEARITIES, PLANES, Model
 
-PRECISIONS = ("auto", "float32", "float64")
+PRECISIONS = ("auto", "float32", "float64", "dd")
 PALETTES = ("spectral", "coolwarm")  # see color.py
 
 SIZE_MIN, SIZE_MAX = 16, 8192

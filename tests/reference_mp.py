@@ -1,0 +1,49 @@
+"""An arbitrary-precision reference of the network's training, in mpmath.
+
+Independent of zoomreel.engine: one network, textbook layout (Z = X W0 /
+sqrt(n), prediction H W1 / n, mean squared error), gradients by hand, every
+number an mpmath mpf at ``dps`` digits. Only the random draws are shared.
+Slow (pure Python): for a few pixels of a small network.
+"""
+
+from __future__ import annotations
+
+import mpmath
+
+
+def losses(model, draws, lr0, lr1, steps: int, dps: int = 60) -> list:
+    """The loss before each step, as mpf, for learning rates ``lr0``, ``lr1``
+    (mpf or anything mpmath takes exactly: floats, decimal strings)."""
+    with mpmath.workdps(dps):
+        mpf = mpmath.mpf
+        n = model.width
+        X = [[mpf(v) for v in row] for row in draws.x]
+        Y = [mpf(row[0]) for row in draws.y]
+        W0 = [[mpf(v) for v in row] for row in draws.w0]  # (n, n): W0[i][j], input i -> unit j
+        W1 = [mpf(row[0]) for row in draws.w1]
+        lr0, lr1 = mpf(lr0), mpf(lr1)
+        P = len(X)
+        rs = 1 / mpmath.sqrt(n)
+        s2 = mpmath.sqrt(2)
+        out = []
+        for _ in range(steps):
+            Z = [[sum(X[p][i] * W0[i][j] for i in range(n)) * rs for j in range(n)] for p in range(P)]
+            if model.nonlinearity == "tanh":
+                H = [[mpmath.tanh(s2 * z) for z in row] for row in Z]
+                D = [[s2 * (1 - h * h) for h in row] for row in H]
+            elif model.nonlinearity == "relu":
+                H = [[s2 * z if z > 0 else mpf(0) for z in row] for row in Z]
+                D = [[s2 if z > 0 else mpf(0) for z in row] for row in Z]
+            else:
+                H = Z
+                D = [[mpf(1)] * n for _ in range(P)]
+            pred = [sum(H[p][j] * W1[j] for j in range(n)) / n for p in range(P)]
+            r = [pred[p] - Y[p] for p in range(P)]
+            out.append(sum(v * v for v in r) / P)
+            g = [2 * v / P for v in r]
+            gW1 = [sum(H[p][j] * g[p] for p in range(P)) / n for j in range(n)]
+            dZ = [[g[p] * W1[j] / n * D[p][j] for j in range(n)] for p in range(P)]
+            gW0 = [[sum(X[p][i] * dZ[p][j] for p in range(P)) * rs for j in range(n)] for i in range(n)]
+            W0 = [[W0[i][j] - lr0 * gW0[i][j] for j in range(n)] for i in range(n)]
+            W1 = [W1[j] - lr1 * gW1[j] for j in range(n)]
+        return out
