@@ -9,6 +9,7 @@ Slow (pure Python): for a few pixels of a small network.
 from __future__ import annotations
 
 import mpmath
+import numpy as np
 
 
 def losses(model, draws, lr0, lr1, steps: int, dps: int = 60) -> list:
@@ -47,3 +48,34 @@ def losses(model, draws, lr0, lr1, steps: int, dps: int = 60) -> list:
             W0 = [[W0[i][j] - lr0 * gW0[i][j] for j in range(n)] for i in range(n)]
             W1 = [W1[j] - lr1 * gW1[j] for j in range(n)]
         return out
+
+
+def engine_losses(model, arith: str, host: np.ndarray) -> list[list]:
+    """The engine's own losses for pixels ``host`` (in the arithmetic's host
+    form, both layers' learning rate) over ``model.steps`` steps, exactly as
+    mpf: a dd loss is hi + lo (its two parts read out on alternate rows)."""
+    import jax
+    import jax.numpy as jnp
+
+    from zoomreel import engine
+    from zoomreel.engine import dd, network
+
+    A = engine.arithmetic(arith)
+    if A is engine.DD:
+        class Parts(dd.DDArithmetic):  # even rows report each loss's hi, odd rows its lo
+            def to_float64(self, a):
+                return jnp.where(jnp.arange(a.hi.shape[0]) % 2 == 1, a.lo, a.hi)
+
+        A = Parts(engine.DD.rank)
+        host = np.repeat(host, 2, axis=0)
+    form = network.XLA
+    seg = jax.jit(network.build_segment(model, A, host.shape[0], model.steps, False))
+    res = seg(form.initial_state(model, host, A), A.from_host(host), A.from_host(host),
+              jnp.full(host.shape[0], jnp.nan), form.consts(model, A), None)
+    rec = np.asarray(res.losses, dtype=np.float64)
+    mp = lambda v: mpmath.mpf(float(v))  # noqa: E731
+    with mpmath.workdps(60):  # hi + lo exactly
+        if A.name == "dd":
+            return [[mp(rec[t, 2 * k]) + mp(rec[t, 2 * k + 1]) for t in range(model.steps)]
+                    for k in range(host.shape[0] // 2)]
+        return [[mp(rec[t, k]) for t in range(model.steps)] for k in range(host.shape[0])]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from zoomreel import engine
-from zoomreel.engine import dd, network
+from zoomreel.engine import dd
 from zoomreel.model import Model
 
-from reference_mp import losses as mp_losses
+from reference_mp import engine_losses, losses as mp_losses
 
 engine.configure()
 
@@ -80,8 +80,8 @@ def _mp(d, i):
     return mpmath.mpf(float(np.asarray(d.hi)[i])) + mpmath.mpf(float(np.asarray(d.lo)[i]))
 
 
+@mpmath.workdps(50)
 def test_tanh_and_arithmetic_agree_with_mpmath_to_double_double():
-    mpmath.mp.dps = 50
     xs = [0.0, 1e-30, 3e-9, 0.1, 0.3, 0.55, 1.0, 2.5, 5.0, 10.0, 18.0, 25.0, 39.0, 41.0, -0.7, -12.0]
     lo = [0.0, 0.0, 1e-26, 1e-18, -2e-18, 3e-18, 0.0, 1e-17, 0.0, 1e-16, 0.0, 0.0, 0.0, 0.0, 5e-18, 0.0]
     x = dd.DD(jnp.array(xs), jnp.array(lo))
@@ -100,35 +100,17 @@ def test_tanh_and_arithmetic_agree_with_mpmath_to_double_double():
             assert abs(_mp(r, i) - ref) <= abs(ref) * mpmath.mpf(2) ** -100, (op, i)
 
 
-def _dd_losses(model, lrs, steps):
-    """The engine's own dd step, both parts of every loss (hi and lo)."""
-
-    class Parts(dd.DDArithmetic):
-        """Each pixel twice: even rows report the loss's hi, odd rows its lo."""
-
-        def to_float64(self, a):
-            return jnp.where(jnp.arange(a.hi.shape[0]) % 2 == 1, a.lo, a.hi)
-
-    A = Parts(engine.DD.rank)
-    form = network.XLA
-    host = np.repeat(engine.DD.hypers([Decimal(v) for v in lrs], True), 2, axis=0)
-    seg = jax.jit(network.build_segment(model, A, host.shape[0], steps, False))
-    res = seg(form.initial_state(model, host, A), A.from_host(host), A.from_host(host),
-              jnp.full(host.shape[0], jnp.nan), form.consts(model, A), None)
-    losses = np.asarray(res.losses)
-    return (losses[:, 0::2], losses[:, 1::2]), host[0::2]
-
-
 def test_dd_training_agrees_with_mpmath_to_28_digits():
     """Three pixels of a converging region, 50 steps: every loss to >= 28 digits."""
     model = Model(width=4, steps=50)
     lrs = ["-1.2", "-0.9", "-0.6"]  # log10 learning rates, both layers
-    (hi, lo), host = _dd_losses(model, lrs, model.steps)
+    host = engine.DD.hypers([Decimal(v) for v in lrs], True)
+    got = engine_losses(model, "dd", host)
     draws = engine.draws(model)
-    for k in range(len(lrs)):
-        lr = mpmath.mpf(float(host[k, 0])) + mpmath.mpf(float(host[k, 1]))
-        ref = mp_losses(model, draws, lr, lr, model.steps)
-        assert ref[-1] < ref[0]  # the region converges: no chaos to amplify rounding
-        for t in range(model.steps):
-            got = mpmath.mpf(float(hi[t, k])) + mpmath.mpf(float(lo[t, k]))
-            assert abs(got - ref[t]) <= abs(ref[t]) * mpmath.mpf(10) ** -28, (k, t)
+    with mpmath.workdps(60):
+        for k in range(len(lrs)):
+            lr = mpmath.mpf(float(host[k, 0])) + mpmath.mpf(float(host[k, 1]))  # the pixel's dd value, exactly
+            ref = mp_losses(model, draws, lr, lr, model.steps)
+            assert ref[-1] < ref[0]  # the region converges: no chaos to amplify rounding
+            for t in range(model.steps):
+                assert abs(got[k][t] - ref[t]) <= abs(ref[t]) * mpmath.mpf(10) ** -28, (k, t)

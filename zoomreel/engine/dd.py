@@ -9,12 +9,18 @@ parts. Every operation is built from error-free transformations:
 - TwoSum (Knuth): ``s = a + b`` and the exact rounding error of that sum;
 - TwoProd (Dekker): ``p = a * b`` and its exact error, with each factor
   split into two halves of at most 26 bits by integer operations on its
-  bits, so every partial product is exact. The split has no floating-point
-  multiply and every product in TwoProd is exact, so a compiler that fuses a
-  multiply and an add into an FMA cannot change any of them; the one thing
-  that would break them is reassociation (``(a + b) - a -> b``), which XLA
-  does not do to floating point. ``tests/test_dd.py`` checks both, with
-  inputs whose error terms are exactly known, on whatever device runs it.
+  bits, so every partial product is exact.
+
+What the compiler may do (docs/precision.md): XLA does not reassociate
+floating-point sums, which TwoSum needs. It does contract a multiply and the
+add that reads it into one FMA, on the CPU as well (jax 0.10.2), and it
+copies a cheap product into every fused loop that reads it, so one product
+can take two values. The split has no floating-point multiply and every
+partial product is exact, so contraction cannot change those; the rounded
+products and error sums that an error-free transformation reads twice go
+through :func:`rounded`, which contraction does not look through.
+``tests/test_dd.py`` checks all of it with inputs whose error terms are
+exactly known, on whatever device runs the suite.
 
 The elementary functions are double-double all the way: tanh from expm1 by
 argument reduction and a Taylor series (no float64 ``tanh`` or ``exp``).
@@ -321,16 +327,12 @@ def sum_last(a: DD) -> DD:
     return a[..., 0]
 
 
-UNROLL = 16  # sums over at most this many terms run term by term
-
-
 def einsum(spec: str, a: DD, b: DD) -> DD:
-    """A two-operand einsum with one summed index.
+    """A two-operand einsum with one summed index: every product, summed
+    index last, then added pairwise (:func:`sum_last`), in a fixed order.
 
-    Up to :data:`UNROLL` terms, the products are added one after another into
-    an array of the output's shape (no array larger than the output); longer
-    sums form every product, summed index last, and add them pairwise
-    (:func:`sum_last`). Either way the order is fixed.
+    (Adding the terms one after another into an output-shaped array runs
+    faster on a CPU but made XLA take minutes to compile the whole step.)
     """
     ins, out = spec.replace(" ", "").split("->")
     sa, sb = ins.split(",")
@@ -338,14 +340,7 @@ def einsum(spec: str, a: DD, b: DD) -> DD:
     if len(summed) != 1:
         raise ValueError(f"dd einsum sums exactly one index, not {summed} in {spec!r}")
     order = out + summed[0]
-    a, b = _align(a, sa, order), _align(b, sb, order)
-    terms = max(a.shape[-1], b.shape[-1])
-    if terms > UNROLL:
-        return sum_last(a * b)
-    acc = a[..., 0] * b[..., 0]
-    for k in range(1, terms):
-        acc = acc + a[..., k] * b[..., k]
-    return acc
+    return sum_last(_align(a, sa, order) * _align(b, sb, order))
 
 
 def _align(a: DD, spec: str, order: str) -> DD:
