@@ -9,7 +9,7 @@ pixel-step of both, the ratio dd / float64 (the baseline is float64, timed
 in the same run), and the machine.
 
     python benchmarks/dd_cost.py [--pixels 256] [--steps 50] [--repeats 3]
-        [--nonlinearity tanh] [--devices 1]
+        [--nonlinearity tanh] [--devices 1] [--chunk B]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--nonlinearity", default="tanh")
     ap.add_argument("--devices", type=int, default=1, help="XLA CPU devices (ignored on a GPU)")
+    ap.add_argument("--chunk", type=int, default=None, help="dd's chunk (default: the engine's)")
     args = ap.parse_args()
     engine.configure(cpu_devices=args.devices)
     import jax
@@ -42,7 +43,7 @@ def main() -> None:
 
     def run(name):
         t = time.perf_counter()
-        res = engine.train(model, *hosts[name], name, early_exit=False)
+        res = engine.train(model, *hosts[name], name, early_exit=False, chunk=args.chunk if name == "dd" else None)
         return time.perf_counter() - t, res
 
     first = {}
@@ -59,7 +60,8 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores; "
           f"device {d.platform}:{getattr(d, 'device_kind', '')} x{len(jax.devices())}; jax {jax.__version__}")
     print(f"model: {args.nonlinearity}, n = {model.width}, {model.n_points} points; "
-          f"{args.pixels} pixels x {args.steps} steps, best of {args.repeats}")
+          f"{args.pixels} pixels x {args.steps} steps, best of {args.repeats}; "
+          f"dd chunk {args.chunk or engine.default_chunk(model, 'dd')}")
     for name in hosts:
         print(f"{name:8s} first call (compile + run) {first[name]:7.2f} s   "
               f"run {best[name]:7.3f} s   {best[name] / ps * 1e6:8.2f} us per pixel-step")
