@@ -235,9 +235,6 @@ class DD:
     def __rtruediv__(self, other):
         return DD(_f64(other), jnp.zeros_like(self.lo)) / self
 
-    def __gt__(self, other):  # only against a float: the sign of a normalised value is its hi's
-        return (self.hi > other) | ((self.hi == other) & (self.lo > 0))
-
 
 jax.tree_util.register_pytree_node_class(DD)
 
