@@ -194,5 +194,5 @@ def test_frames_of_the_two_kernels_are_keyed_apart(write_scene, tmp_path, monkey
     fused = render.make_plan(s, out=out)
     assert fused.kernel == "fused" and fused.kernel_tag
     assert render.info(fused)["cached"] == 0  # nothing the XLA step trained counts for the kernel
-    job = render.frame_job(fused, fused.cache, 0, False)
+    job = render.FrameUnits(fused, fused.cache).job(0, False)
     assert job.kernel == "fused" and job.decision is None  # the XLA step's decision is not reused either

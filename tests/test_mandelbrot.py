@@ -98,10 +98,10 @@ def test_precision_policy_against_a_float64_reference():
     assert d.dtype == "float64"
     assert np.mean((render.train_view(MODEL, deep, d.dtype) > 0) == esc) >= 0.995
 
-    # past float64: a clear error naming the deepest span
+    # past double-double: a clear error naming the deepest span
     with pytest.raises(UserError) as e:
-        precision.decide(MODEL, path.View(SEAHORSE, Decimal("1e-15"), (48, 32)))
-    assert "deepest span" in e.value.line()
+        precision.decide(MODEL, path.View(SEAHORSE, Decimal("1e-35"), (48, 32)))
+    assert "deepest span" in e.value.line() and "equal in dd" in e.value.line()
 
 
 def test_mandelbrot_takes_only_steps(tmp_path):
@@ -121,7 +121,7 @@ def test_shipped_mandelbrot_file_zooms_ten_decades_within_float64(tmp_path):
     assert float((first.span / last.span).log10()) >= 10
     # the deepest frame still resolves in float64 at full size
     full = render.make_plan(s, draft=False, out=tmp_path).view(plan.n_frames - 1)
-    assert precision.deepest_span(s.model, full) < float(full.span)
+    assert precision.deepest_span(s.model, full, engine.FLOAT64) < float(full.span)
 
 
 
@@ -139,3 +139,32 @@ def test_early_exit_changes_no_mandelbrot_value(dtype, impl):
     assert res.computed < full.computed / 2
     assert (full.values > 0).sum() > hx.size / 2 and (full.values < 0).sum() > 20
     np.testing.assert_array_equal(res.values, full.values)
+
+
+def test_past_float64_auto_trains_in_dd_and_matches_mpmath():
+    """At a span of 1e-20 around the Misiurewicz point c = i (on the boundary
+    at every scale), float64 cannot tell the pixels apart; auto goes to dd,
+    every pixel escapes with its own smooth escape time, and those agree
+    with an escape-time iteration in mpmath at 40 digits."""
+    import mpmath
+
+    model = Model(kind="mandelbrot", steps=200)
+    view = path.View((Decimal(0), Decimal(1)), Decimal("1e-20"), (8, 6))
+    with pytest.raises(UserError):
+        precision.decide(model, view, "float64")
+    d, probe = precision.decide_and_probe(model, view)
+    assert d.dtype == "dd" and d.resolved >= 0.95 and d.dd_agreement == d.resolved
+    raw = render.train_view(model, view, "dd", known=probe)
+    assert np.all(raw > 0)  # all escape
+    assert np.all(np.diff(raw, axis=1) != 0) and np.all(np.diff(raw, axis=0) != 0)  # neighbours differ
+    xs, ys = path.axis_coords(view)
+    with mpmath.workdps(40):
+        for i in (0, 3, 5):
+            for j in (0, 4, 7):
+                c, z = mpmath.mpc(mpmath.mpf(str(xs[j])), mpmath.mpf(str(ys[i]))), mpmath.mpc(0)
+                for n in range(model.steps):
+                    if abs(z) > 1e3:
+                        break
+                    z = z * z + c
+                smooth = max(n + 1 - float(mpmath.log(mpmath.log(abs(z)), 2)), 1e-3)
+                assert raw[i, j] == pytest.approx(smooth, rel=1e-9), (i, j)

@@ -56,18 +56,26 @@ def test_auto_picks_float64_on_a_deep_view():
     assert abs(d.resolved - precision.agreement(v["nudged"], v["float64"])) < 0.05
 
 
-def test_past_float64_is_an_error_naming_the_deepest_span():
+def test_past_double_double_is_an_error_naming_the_deepest_span():
     model = Model(steps=20)
-    view = path.View(BOUNDARY, Decimal("1e-16"), (32, 32))
+    view = path.View(BOUNDARY, Decimal("1e-32"), (32, 32))
     with pytest.raises(UserError) as e:
         precision.decide(model, view)
-    assert "deepest span" in e.value.line()
+    line = e.value.line()
+    assert "deepest span" in line and "equal in dd" in line
     deep = precision.deepest_span(model, view)
-    assert 1e-16 < deep < 1e-13
-    # and the span it names really works
+    assert 1e-32 < deep < 1e-29 and f"{deep:.2g}" in line
+    # and the span it names really works, in dd and not in float64
     ok = path.View(BOUNDARY, Decimal(repr(deep)), (32, 32))
-    hx, hy = path.hyper_axes(model, ok, engine.FLOAT64)
+    hx, hy = path.hyper_axes(model, ok, engine.DD)
     precision.check_representable(model, ok, hx, hy, "x")
+    fx, fy = path.hyper_axes(model, ok, engine.FLOAT64)
+    with pytest.raises(UserError):
+        precision.check_representable(model, ok, fx, fy, "x", engine.FLOAT64)
+    # a forced float64 past its depth names the arithmetic that can
+    with pytest.raises(UserError) as e:
+        precision.decide(model, path.View(BOUNDARY, Decimal("1e-16"), (32, 32)), "float64")
+    assert '"dd"' in e.value.line()
 
 
 def test_forced_precision_is_honoured(monkeypatch):

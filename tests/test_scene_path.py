@@ -107,6 +107,22 @@ def _two(tmp_path, c1, s1, c2, s2, t2="2.0"):
     return scene.load(p)
 
 
+def test_every_precision_is_accepted_and_dd_hypers_keep_34_digits(tmp_path):
+    for name in ("auto", "float32", "float64", "dd"):
+        p = tmp_path / f"{name}.toml"
+        p.write_text(GOOD.replace("[video]", f'[video]\nprecision = "{name}"'))
+        assert scene.load(p).video.precision == name
+    # a dd hyperparameter is its decimal value to the last of its ~32 digits
+    from zoomreel import engine
+
+    coord = Decimal("2.1298252759188471859431234567891234")
+    hi, lo = engine.DD.hypers([coord], True)[0]
+    with localcontext(prec=60):
+        exact = Decimal(10) ** coord
+        assert abs(Decimal(hi) + Decimal(lo) - exact) <= exact * Decimal(2) ** -105
+        assert abs(Decimal(float(exact)) - exact) > exact * Decimal(2) ** -60  # float64 alone is far coarser
+
+
 def test_path_is_a_pure_zoom(tmp_path):
     s = _two(tmp_path, (1.5, 1.5), 9.0, ('"2.5"', '"2.1298"'), "1e-6")
     with localcontext(prec=60):

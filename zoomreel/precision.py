@@ -1,7 +1,7 @@
 """Precision: which dtype a frame needs, measured rather than guessed.
 
-The arithmetics (:data:`zoomreel.engine.LADDER`: float32, then float64) are
-walked cheapest first. Two hard facts come first:
+The arithmetics (:data:`zoomreel.engine.LADDER`: float32, float64, then
+double-double ``dd``) are walked cheapest first. Two hard facts come first:
 - if neighbouring pixels' hyperparameters are not distinct in the last
   arithmetic of the ladder, the frame cannot be rendered (UserError naming
   the deepest span that works);
@@ -9,15 +9,18 @@ walked cheapest first. Two hard facts come first:
   out once neighbours are fewer than ``MIN_ULPS`` of its ulps apart, where
   rounding would visibly unevenly space the pixels.
 
-Then a probe: a fixed sample of the frame's pixels is trained in an
-arithmetic and in the next one up. If the two agree on the
-converged/diverged class for at least ``MIN_AGREEMENT`` of the sample, the
-frame is rendered in the cheaper one, and that agreement is its "resolved %".
-Otherwise the walk goes on; the last arithmetic's resolved % is its agreement
-with itself with every hyperparameter nudged up by ``NUDGE_ULP`` ulp: pixels
-that flip under such a nudge are undetermined at that precision itself. Below
+Then a probe: a fixed sample of the frame's pixels. float32 is trained on it
+and compared with float64: if the two agree on the converged/diverged class
+for at least ``MIN_AGREEMENT`` of the sample, the frame is rendered in
+float32, and that agreement is its "resolved %". From float64 on, an
+arithmetic is judged by itself: its resolved % is its agreement with itself
+with every hyperparameter nudged up by ``NUDGE_ULP`` of its own ulps (a dd ulp
+is 2^-53 of a float64 one); pixels that flip under such a nudge are
+undetermined at that precision. float64 is kept while it resolves at least
+``KEEP_RESOLVED``; otherwise (or where it cannot space the pixels) the frame
+goes to dd, the last arithmetic, which is used whatever it resolves. Below
 ``F64_WARN`` a warning says how much is undetermined. A forced precision is
-probed the same way, against the next arithmetic up (or the nudge).
+probed the same way (float32 against float64, the others by their nudge).
 
 The probe's values in the chosen dtype come back with the decision
 (:func:`decide_and_probe`), so the frame does not train those pixels again.
@@ -38,6 +41,11 @@ from .path import View, hyper_axes
 
 MIN_AGREEMENT = 0.99  # a cheaper arithmetic must agree with the next one this well
 F64_WARN = 0.90
+# From float64 on, an arithmetic is judged by its own nudge test, not by the
+# next one up (training the probe in dd costs far more than float64 twice):
+# it is kept while it resolves at least KEEP_RESOLVED of the probe.
+SELF_JUDGED_RANK = 1
+KEEP_RESOLVED = F64_WARN
 NUDGE_ULP = 4
 MIN_ULPS = 4  # auto uses a cheaper arithmetic only where neighbouring pixels are this many of its ulps apart
 # The probe: 1/64 of the frame, at least 256 pixels (the size docs/precision.md
@@ -49,13 +57,14 @@ PROBE_SEED = 20240209
 
 @dataclass(frozen=True)
 class Decision:
-    dtype: str  # the arithmetic's name: "float32" | "float64"
+    dtype: str  # the arithmetic's name: "float32" | "float64" | "dd"
     resolved: float  # measured class agreement of the chosen dtype, 0..1
     reason: str
     f32_agreement: float | None = None
     f64_agreement: float | None = None
     probe_pixels: int = 0
     warning: str | None = None
+    dd_agreement: float | None = None  # dd's own nudge agreement, where dd was probed
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -185,17 +194,21 @@ def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = 
         if forced is not None and forced is not A:
             continue
         nxt = ladder[k + 1]
+        own = A.rank >= SELF_JUDGED_RANK  # judged by its own nudge test, not by the next arithmetic
         if forced is A or even[A.name]:
-            agree[A.name] = agreement(runs.run(A), runs.run(nxt))
-        if forced is A or agree.get(A.name, -1.0) >= MIN_AGREEMENT:
+            agree[A.name] = runs.nudged(A) if own else agreement(runs.run(A), runs.run(nxt))
+        if forced is A or agree.get(A.name, -1.0) >= (KEEP_RESOLVED if own else MIN_AGREEMENT):
             if forced is None:
-                reason = f"{A.name} agrees with {nxt.name} on {agree[A.name]:.1%} of the probe"
+                reason = (f"{A.name} resolves {agree[A.name]:.1%} of the probe under a {NUDGE_ULP}-ulp nudge" if own
+                          else f"{A.name} agrees with {nxt.name} on {agree[A.name]:.1%} of the probe")
             return _decision(A, agree[A.name], reason, agree, runs)
         if forced is None:
             if not usable[A.name]:
                 reason = f"{A.name} cannot tell neighbouring pixels apart"
             elif not even[A.name]:
                 reason = f"neighbouring pixels are fewer than {MIN_ULPS} {A.name} ulps apart"
+            elif own:
+                reason = f"{A.name} resolves only {agree[A.name]:.1%} of the probe under a {NUDGE_ULP}-ulp nudge"
             else:
                 reason = f"{A.name} agrees with {nxt.name} on only {agree[A.name]:.1%} of the probe"
     resolved = runs.nudged(top)
@@ -206,7 +219,7 @@ def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = 
 def _decision(A, resolved: float, reason: str, agree: dict, runs: _ProbeRuns) -> tuple[Decision, Probe]:
     d = Decision(
         A.name, resolved, reason, agree.get("float32"), agree.get("float64"),
-        int(runs.idx.size), _warn(A.name, resolved),
+        int(runs.idx.size), _warn(A.name, resolved), agree.get("dd"),
     )
     return d, Probe(A.name, runs.idx, runs.run(A))
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 AUTO = "auto"
 FLOAT32 = "float32"
 FLOAT64 = "float64"
-ARITHMETICS = (FLOAT32, FLOAT64)
+DD = "dd"  # double-double: an unevaluated sum of two float64 (zoomreel.engine.dd)
+ARITHMETICS = (FLOAT32, FLOAT64, DD)
 PRECISIONS = (AUTO,) + ARITHMETICS
 
 

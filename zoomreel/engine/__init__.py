@@ -10,6 +10,7 @@ One room per concern:
 - :mod:`.randoms`: the reference experiment's random draws;
 - :mod:`.measure`: the per-pixel measure, in NumPy;
 - :mod:`.arith`: the arithmetics (precisions) the steps are written over;
+- :mod:`.dd`: double-double, the arithmetic past float64;
 - :mod:`.formulation`: the seam: one object per model kind and implementation;
 - :mod:`.network`, :mod:`.mandelbrot`: the formulations;
 - :mod:`.fused`: the network's training segment as one GPU kernel (Pallas);
@@ -28,8 +29,9 @@ from typing import Callable
 import numpy as np
 
 from ..model import ENGINE_VERSION, Model
-from . import config, formulation, fused, mandelbrot, network  # noqa: F401  (registers the formulations)
+from . import config, dd, formulation, fused, mandelbrot, network  # noqa: F401  (registers the formulations, appends dd to LADDER)
 from .arith import FLOAT32, FLOAT64, LADDER, arithmetic
+from .dd import DD_ARITH as DD
 from .config import compile_cache_dir, configure
 from .devices import SEGMENT_STEPS, default_chunk, device_name, policy
 from .randoms import Draws, draws
@@ -39,7 +41,7 @@ from .network import RETIRE_V
 from .scheduler import Counts, train_group
 
 __all__ = [
-    "ENGINE_VERSION", "FLOAT32", "FLOAT64", "LADDER", "LAST", "MANDELBROT_ESCAPE", "RETIRE_V",
+    "DD", "ENGINE_VERSION", "FLOAT32", "FLOAT64", "LADDER", "LAST", "MANDELBROT_ESCAPE", "RETIRE_V",
     "SEGMENT_STEPS", "V_CAP", "Draws", "Formulation", "TrainResult", "arithmetic", "choose",
     "compile_cache_dir", "configure", "default_chunk", "device_name", "draws", "implementation",
     "implementations", "mandelbrot_measure", "network_measure", "register", "train",

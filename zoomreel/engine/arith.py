@@ -171,6 +171,10 @@ class FloatArithmetic:
         """Host float64 values in this arithmetic (NumPy, for building a state)."""
         return np.asarray(host).astype(self.dtype)
 
+    def from_host(self, host: np.ndarray) -> np.ndarray:
+        """Host-form values (the hyperparameters) in this arithmetic: here, :meth:`cast`."""
+        return self.cast(host)
+
     def broadcast_rows(self, value: np.ndarray, rows: int) -> np.ndarray:
         """``rows`` copies of a host value, one per pixel."""
         return np.broadcast_to(value, (rows,) + value.shape).copy()
@@ -224,7 +228,8 @@ FLOAT32 = FloatArithmetic(precisions.FLOAT32, np.float32, 0)
 FLOAT64 = FloatArithmetic(precisions.FLOAT64, np.float64, 1)
 
 # The order ``precision = "auto"`` walks: the first arithmetic that resolves a
-# view is used (see zoomreel.precision). A deeper arithmetic appends itself.
+# view is used (see zoomreel.precision). A deeper arithmetic appends itself
+# (double-double, :mod:`.dd`, when the engine package is imported).
 LADDER: list = [FLOAT32, FLOAT64]
 
 

@@ -5,7 +5,8 @@ the scheduler reads plain numbers.
 
 - chunk: pixels per jitted call. A network pixel works on (n x points)
   matrices, so 128 float32 pixels (64 in float64) keep a chunk's activations
-  in a CPU core's cache (docs/benchmarks.md); a Mandelbrot pixel is two
+  in a CPU core's cache (docs/benchmarks.md), and 8 dd pixels, whose
+  products XLA materialises; a Mandelbrot pixel is two
   scalars, so it takes far more. On a GPU the products run faster the larger
   the chunk, flattening out near 32768 pixels.
 - group: pixels trained together from the first step to the last. A group's
@@ -54,6 +55,8 @@ def default_chunk(model=None, dtype: str = "float32", platform: str | None = Non
         return 4096
     if platform != "cpu":
         return 32768
+    if dtype == "dd":
+        return 8  # one step of 8 dd pixels: 56 ms a pixel, of 32: 99 ms (docs/benchmarks.md)
     return 128 if dtype == "float32" else 64
 
 

@@ -46,9 +46,11 @@ def constants(model, A) -> dict:
     """The step's constants in arithmetic ``A``: each given as its float64
     value (what the float arithmetics use) and exactly."""
     n = model.width
+    rows = model.minibatch or model.n_points  # points per gradient
     with localcontext(prec=60):
-        exact = {"inv_sqrt_n": 1 / Decimal(n).sqrt(), "sqrt2": Decimal(2).sqrt()}
-    f64 = {"inv_sqrt_n": 1.0 / math.sqrt(n), "sqrt2": math.sqrt(2.0)}
+        exact = {"inv_sqrt_n": 1 / Decimal(n).sqrt(), "sqrt2": Decimal(2).sqrt(), "inv_n": 1 / Decimal(n),
+                 "two_per_row": 2 / Decimal(rows)}
+    f64 = {"inv_sqrt_n": 1.0 / math.sqrt(n), "sqrt2": math.sqrt(2.0), "inv_n": 1.0 / n, "two_per_row": 2.0 / rows}
     return {k: A.const(f64[k], exact[k]) for k in f64}
 
 
@@ -78,7 +80,7 @@ class NetworkXLA(Formulation):
         d = draws(model)
         w0 = A.broadcast_rows(A.cast(d.w0), N)
         if model.plane == "init-lr":
-            w0 = w0 + A.cast(a)[:, None, None]
+            w0 = w0 + A.from_host(a)[:, None, None]
         w1 = A.broadcast_rows(A.cast(d.w1[:, 0]), N)
         return NetworkState(w0, w1)
 
@@ -106,7 +108,7 @@ def build_segment(model, A, B: int, seg: int, stop: bool):
         z = A.matmul(w0r, xt)  # (B*n, P)
         h, dphi = phi(nl, z, A, K["sqrt2"])
         h3 = h.reshape(B, n, h.shape[1])
-        out = A.einsum("bjp,bj->bp", h3, w1) * (1.0 / n)
+        out = A.einsum("bjp,bj->bp", h3, w1) * K["inv_n"]
         r = out - y  # (B, P)
         loss = A.sum_last(r * r) / points
         if mb is None:
@@ -117,9 +119,9 @@ def build_segment(model, A, B: int, seg: int, stop: bool):
             dg = dphi.reshape(B, n, -1)[:, :, idx_t].reshape(B * n, mb)
             rg = r[:, idx_t]
             rows = mb
-        g = rg * (2.0 / rows)  # (B, R)
-        dw1 = A.einsum("bjp,bp->bj", hg, g) * (1.0 / n)
-        dz = (g[:, None, :] * w1[:, :, None] * (1.0 / n)).reshape(B * n, rows) * dg
+        g = rg * K["two_per_row"]  # (B, R)
+        dw1 = A.einsum("bjp,bp->bj", hg, g) * K["inv_n"]
+        dz = (g[:, None, :] * w1[:, :, None] * K["inv_n"]).reshape(B * n, rows) * dg
         dw0r = A.matmul(dz, xg.T)  # (B*n, n)
         return (w0r - lr0c[:, None] * dw0r, w1 - lr1[:, None] * dw1), loss
 

@@ -1,0 +1,81 @@
+"""An arbitrary-precision reference of the network's training, in mpmath.
+
+Independent of zoomreel.engine: one network, textbook layout (Z = X W0 /
+sqrt(n), prediction H W1 / n, mean squared error), gradients by hand, every
+number an mpmath mpf at ``dps`` digits. Only the random draws are shared.
+Slow (pure Python): for a few pixels of a small network.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+
+def losses(model, draws, lr0, lr1, steps: int, dps: int = 60) -> list:
+    """The loss before each step, as mpf, for learning rates ``lr0``, ``lr1``
+    (mpf or anything mpmath takes exactly: floats, decimal strings)."""
+    with mpmath.workdps(dps):
+        mpf = mpmath.mpf
+        n = model.width
+        X = [[mpf(v) for v in row] for row in draws.x]
+        Y = [mpf(row[0]) for row in draws.y]
+        W0 = [[mpf(v) for v in row] for row in draws.w0]  # (n, n): W0[i][j], input i -> unit j
+        W1 = [mpf(row[0]) for row in draws.w1]
+        lr0, lr1 = mpf(lr0), mpf(lr1)
+        P = len(X)
+        rs = 1 / mpmath.sqrt(n)
+        s2 = mpmath.sqrt(2)
+        out = []
+        for _ in range(steps):
+            Z = [[sum(X[p][i] * W0[i][j] for i in range(n)) * rs for j in range(n)] for p in range(P)]
+            if model.nonlinearity == "tanh":
+                H = [[mpmath.tanh(s2 * z) for z in row] for row in Z]
+                D = [[s2 * (1 - h * h) for h in row] for row in H]
+            elif model.nonlinearity == "relu":
+                H = [[s2 * z if z > 0 else mpf(0) for z in row] for row in Z]
+                D = [[s2 if z > 0 else mpf(0) for z in row] for row in Z]
+            else:
+                H = Z
+                D = [[mpf(1)] * n for _ in range(P)]
+            pred = [sum(H[p][j] * W1[j] for j in range(n)) / n for p in range(P)]
+            r = [pred[p] - Y[p] for p in range(P)]
+            out.append(sum(v * v for v in r) / P)
+            g = [2 * v / P for v in r]
+            gW1 = [sum(H[p][j] * g[p] for p in range(P)) / n for j in range(n)]
+            dZ = [[g[p] * W1[j] / n * D[p][j] for j in range(n)] for p in range(P)]
+            gW0 = [[sum(X[p][i] * dZ[p][j] for p in range(P)) * rs for j in range(n)] for i in range(n)]
+            W0 = [[W0[i][j] - lr0 * gW0[i][j] for j in range(n)] for i in range(n)]
+            W1 = [W1[j] - lr1 * gW1[j] for j in range(n)]
+        return out
+
+
+def engine_losses(model, arith: str, host: np.ndarray) -> list[list]:
+    """The engine's own losses for pixels ``host`` (in the arithmetic's host
+    form, both layers' learning rate) over ``model.steps`` steps, exactly as
+    mpf: a dd loss is hi + lo (its two parts read out on alternate rows)."""
+    import jax
+    import jax.numpy as jnp
+
+    from zoomreel import engine
+    from zoomreel.engine import dd, network
+
+    A = engine.arithmetic(arith)
+    if A is engine.DD:
+        class Parts(dd.DDArithmetic):  # even rows report each loss's hi, odd rows its lo
+            def to_float64(self, a):
+                return jnp.where(jnp.arange(a.hi.shape[0]) % 2 == 1, a.lo, a.hi)
+
+        A = Parts(engine.DD.rank)
+        host = np.repeat(host, 2, axis=0)
+    form = network.XLA
+    seg = jax.jit(network.build_segment(model, A, host.shape[0], model.steps, False))
+    res = seg(form.initial_state(model, host, A), A.from_host(host), A.from_host(host),
+              jnp.full(host.shape[0], jnp.nan), form.consts(model, A), None)
+    rec = np.asarray(res.losses, dtype=np.float64)
+    mp = lambda v: mpmath.mpf(float(v))  # noqa: E731
+    with mpmath.workdps(60):  # hi + lo exactly
+        if A.name == "dd":
+            return [[mp(rec[t, 2 * k]) + mp(rec[t, 2 * k + 1]) for t in range(model.steps)]
+                    for k in range(host.shape[0] // 2)]
+        return [[mp(rec[t, k]) for t in range(model.steps)] for k in range(host.shape[0])]
