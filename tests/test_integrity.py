@@ -312,3 +312,16 @@ def test_an_interrupt_swallowed_by_a_finaliser_still_stops_the_run():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout == "carried on\nstopped\n" and r.stderr == "", r.stderr
+
+
+def test_the_cache_checks_every_field_a_decision_has():
+    """A decision the precision stage writes must pass the cache's schema, or
+    every cached decision would be redone on every run."""
+    import dataclasses
+
+    from zoomreel import cache, precision
+
+    assert set(cache.DECISION_FIELDS) == {f.name for f in dataclasses.fields(precision.Decision)}
+    for d in (precision.Decision("dd", 0.97, "r", None, 0.5, 256, None, 0.97),
+              precision.Decision("float32", 1.0, "r", 1.0, None, 256, None, None)):
+        assert cache.valid_decision(d.to_json())

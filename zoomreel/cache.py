@@ -40,7 +40,7 @@ from .errors import UserError
 from .model import ENGINE_VERSION, Model
 
 DTYPES = ARITHMETICS  # the arithmetics' names (zoomreel.engine.LADDER), without importing JAX
-DECISION_FIELDS = ("dtype", "resolved", "reason", "f32_agreement", "f64_agreement", "probe_pixels", "warning")
+DECISION_FIELDS = ("dtype", "resolved", "reason", "f32_agreement", "f64_agreement", "probe_pixels", "warning", "dd_agreement")
 FRAME_FIELDS = ("time", "view", "dtype", "resolved", "decision", "seconds", "pixel_steps", "summary", "crc", "shape")
 
 
@@ -103,7 +103,7 @@ def valid_decision(d) -> bool:
         and d["dtype"] in DTYPES
         and _number(d["resolved"], 0, 1)
         and isinstance(d["reason"], str)
-        and all(d[f] is None or _number(d[f], 0, 1) for f in ("f32_agreement", "f64_agreement"))
+        and all(d[f] is None or _number(d[f], 0, 1) for f in ("f32_agreement", "f64_agreement", "dd_agreement"))
         and _count(d["probe_pixels"])
         and (d["warning"] is None or isinstance(d["warning"], str))
     )
