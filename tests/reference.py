@@ -15,6 +15,20 @@ import math
 import numpy as np
 
 
+def conditions(steps: int) -> dict:
+    """The paper's six conditions (Table 1's rows), each trained ``steps`` steps."""
+    from zoomreel.model import Model
+
+    return {
+        "tanh": Model(nonlinearity="tanh", steps=steps),
+        "relu": Model(nonlinearity="relu", steps=steps),
+        "identity": Model(nonlinearity="identity", steps=steps),
+        "minibatch": Model(nonlinearity="tanh", batch=16, steps=steps),
+        "single": Model(nonlinearity="tanh", dataset="single", steps=steps),
+        "init-lr": Model(nonlinearity="tanh", plane="init-lr", steps=steps),
+    }
+
+
 def phi(kind, z):
     if kind == "tanh":
         return np.tanh(np.sqrt(2.0) * z)

@@ -16,14 +16,7 @@ from zoomreel.engine import formulation, fused
 from zoomreel.errors import UserError
 from zoomreel.model import Model
 
-CONDITIONS = {
-    "tanh": Model(nonlinearity="tanh", steps=25),
-    "relu": Model(nonlinearity="relu", steps=25),
-    "identity": Model(nonlinearity="identity", steps=25),
-    "minibatch": Model(nonlinearity="tanh", batch=16, steps=25),
-    "single": Model(nonlinearity="tanh", dataset="single", steps=25),
-    "init-lr": Model(nonlinearity="tanh", plane="init-lr", steps=25),
-}
+CONDITIONS = ref.conditions(25)
 
 # Median over a grid of |fused - xla| / |xla|. Measured on these grids
 # (2026-11-30, development CPU, interpret mode), the largest median over the six

@@ -10,14 +10,7 @@ import reference as ref
 from zoomreel import engine
 from zoomreel.model import Model
 
-CONDITIONS = {
-    "tanh": Model(nonlinearity="tanh", steps=40),
-    "relu": Model(nonlinearity="relu", steps=40),
-    "identity": Model(nonlinearity="identity", steps=40),
-    "minibatch": Model(nonlinearity="tanh", batch=16, steps=40),
-    "single": Model(nonlinearity="tanh", dataset="single", steps=40),
-    "init-lr": Model(nonlinearity="tanh", plane="init-lr", steps=40),
-}
+CONDITIONS = ref.conditions(40)
 # Every registered implementation of the network step is held to the same tests
 # where it runs natively (on a GPU: the XLA step and the fused kernel). Off a GPU
 # the fused kernel runs in interpret mode, too slow for these grids in CI:
