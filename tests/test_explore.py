@@ -74,7 +74,7 @@ BAD = [
     ({"size": [2048, 16]}, "size 2048x16 is too large for the explorer (view:size)"),
     ({"size": [99999, 16]}, "is above the maximum 8192 (view:size)"),
     ({"size": ["16", 16]}, "expected a whole number, got the string '16' (view:size)"),
-    ({"span": "1e-16", "center": ["2", "2"]}, "is too deep: neighbouring pixels are equal in float64 (view)"),
+    ({"span": "1e-40", "center": ["2", "2"]}, "is too deep: neighbouring pixels are equal in dd (view)"),
     ({"center": ["400", "1.5"]}, "reaches hyperparameters that float64 cannot hold (view:center)"),
     ({"model": {"step": 20}}, "unknown key 'step' (view:model.step): did you mean 'steps'?"),
     ({"model": {"nonlinearity": "sigmoid"}}, "unknown value 'sigmoid' (view:model.nonlinearity)"),

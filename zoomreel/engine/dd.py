@@ -387,11 +387,11 @@ class DDArithmetic:
         return (h[1:, 0] - h[:-1, 0]) + (h[1:, 1] - h[:-1, 1])
 
     def distinct(self, host_axis: np.ndarray) -> bool:
-        h = np.asarray(host_axis, dtype=np.float64)
-        if not np.all(np.isfinite(h)):
-            return False
-        up = (h[1:, 0] > h[:-1, 0]) | ((h[1:, 0] == h[:-1, 0]) & (h[1:, 1] > h[:-1, 1]))
-        return bool(np.all(up))
+        """Neighbours at least one dd ulp (2^-53 of hi's float64 ulp) apart.
+        Merely different (hi, lo) pairs are not enough: where lo happens to be
+        tiny, its own float64 spacing is far finer than dd's 106 bits, and
+        pairs that dd arithmetic cannot keep apart would still differ."""
+        return self.spaced(host_axis, 1)
 
     def spaced(self, host_axis: np.ndarray, ulps: int) -> bool:
         h = np.asarray(host_axis, dtype=np.float64)
