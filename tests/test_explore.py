@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoomreel import color, path, scene, views
+from zoomreel import path, render, scene
 from zoomreel.explore import images, server
 from zoomreel.explore.worker import Busy, Superseded, Worker
 
@@ -96,26 +96,33 @@ def test_a_body_that_is_not_json_is_a_400(client):
         assert r.status_code == 400 and r.json()["error"].startswith("error: the request body is not a JSON object (view)")
 
 
-def test_view_is_the_frame_a_render_shows_then_cached(client, explorer):
+def test_view_is_the_frame_a_pyramid_render_shows_and_shares_its_tiles(client, explorer, tmp_path):
     for changes, _ in BAD[:3]:  # bad requests first: nothing else breaks
         assert client.post("/api/view", json=_body(client, **changes)).status_code == 400
     body = _body(client, center=["2.5", "2.1298"], span="1.0")
     r = client.post("/api/view", json=body)
     assert r.status_code == 200, r.text
     got = r.json()
-    view = path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("1.0"), (16, 16))
-    ref = views.compute_frame(explorer.start, view, "auto")
-    assert got["dtype"] == ref.decision.dtype and got["resolved"] == ref.decision.resolved
-    assert got["converged"] == float(np.mean(ref.raw < 0)) and 0 < got["converged"] < 1
-    png = base64.b64decode(got["image"].split(",", 1)[1])
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), color.colorize(ref.raw, None, "spectral"))
     assert got["cached"] is False
     assert got["axes"]["x"].startswith("input-layer lr: ") and got["axes"]["y"].startswith("output-layer lr: ")
+    # a pyramid-mode render of the same view under the same --out trains nothing,
+    # and its frame is the picture the page showed
+    f = tmp_path / "same.toml"
+    f.write_text(START.replace("size = [64, 32]", 'size = [16, 16]\nmode = "pyramid"')
+                 .replace("center = [1.5, 1.5]", 'center = ["2.5", "2.1298"]').replace("span = 9.0", 'span = "1.0"'))
+    plan = render.make_plan(scene.load(f), out=explorer.out_dir)
+    assert render.info(plan)["cached"] == render.info(plan)["tiles"] > 0
+    units, trained = render.train_tiles(plan, None, False, render.Reporter())
+    assert trained == 0
+    rgb, frac, _ = render.pyramid_frame(plan, 0, render.TileReader(units))
+    png = base64.b64decode(got["image"].split(",", 1)[1])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), rgb)
+    assert got["converged"] == float(np.mean(frac)) and 0 < got["converged"] < 1
+    metas = [units.lookup(t)[2] for t in plan.tiles()]
+    assert got["dtype"] in {m["dtype"] for m in metas}
+    assert got["resolved"] == min(m["resolved"] for m in metas if m["dtype"] == got["dtype"])
     again = client.post("/api/view", json=body).json()
     assert again["cached"] is True and again["image"] == got["image"]
-    cache = images.view_cache(explorer.out_dir)
-    hit = images.image_for(cache, explorer.start.model, view, "auto", "view")
-    assert hit.cached and np.array_equal(hit.raw, ref.raw)  # the bits the frame has
 
 
 def test_navigate_keeps_every_digit(client):
@@ -192,14 +199,14 @@ def test_a_newer_view_supersedes_the_one_in_training(explorer, monkeypatch):
     started, release = threading.Event(), threading.Event()
     trained = []
 
-    def slow_image(cache, model, view, mode, where, on_progress=None):
+    def slow_image(cache, model, view, mode, where, on_progress=None, palette=None):
         started.set()
         for _ in range(200):
             release.wait(0.05)
             on_progress(1)  # raises Superseded once a newer view is queued
         trained.append(view.span)
-        raw = np.where(np.arange(256).reshape(16, 16) % 3 == 0, -1.0, 1.0)
-        return images.Image(raw, explorer_decision(), False)
+        rgb = np.zeros((16, 16, 3), dtype=np.uint8)
+        return images.Image(rgb, 0.5, explorer_decision(), False)
 
     monkeypatch.setattr(server.images, "image_for", slow_image)
     app = server.make_app(explorer)

@@ -81,7 +81,10 @@ class Executor:
     name = "local"
     workers = 1
 
-    def run(self, jobs: Iterable[Job], on_progress: Callable[[int], None] | None = None) -> Iterator[JobResult]:
+    def run(self, jobs: Iterable[Job], on_progress: Callable[[int], None] | None = None,
+            check: Callable[[], None] | None = None) -> Iterator[JobResult]:
+        """``check``: called between the probe's segments where jobs run here
+        (see :func:`run_job`); an executor elsewhere may ignore it."""
         raise TypeError(f"{type(self).__name__} cannot run jobs")
 
     def close(self) -> None:
@@ -91,6 +94,6 @@ class Executor:
 class LocalExecutor(Executor):
     """Every job in this process, in order, each over all local devices."""
 
-    def run(self, jobs, on_progress=None):
+    def run(self, jobs, on_progress=None, check=None):
         for job in jobs:
-            yield run_job(job, on_progress)
+            yield run_job(job, on_progress, check)

@@ -205,8 +205,9 @@ class RayExecutor(Executor):
                             "add nodes or ask fewer CPUs per task")
         self._task = ray.remote(work).options(max_retries=self.max_retries, retry_exceptions=False, **opts)
 
-    def run(self, jobs: Iterable[Job], on_progress: Callable[[int], None] | None = None) -> Iterator[JobResult]:
-        ray = self.ray
+    def run(self, jobs: Iterable[Job], on_progress: Callable[[int], None] | None = None,
+            check: Callable[[], None] | None = None) -> Iterator[JobResult]:
+        ray = self.ray  # ``check`` is for jobs trained here: progress reports cancel a render instead
         pending: dict = {}
         todo = iter(jobs)
 

@@ -293,11 +293,11 @@ class RenderResult:
 
 
 def train_units(units: Units, ids: list, force: bool, rep: Reporter, executor: Executor | None = None,
-                keep: bool = True) -> dict:
+                keep: bool = True, check=None) -> dict:
     """The one way anything is trained: each of ``ids`` from the cache, or as a
     job run by ``executor`` (default: this process) whose result is written to
     the cache here. Returns id -> (raw, meta, trained); raw is None unless
-    ``keep``."""
+    ``keep``. ``check``: see :func:`zoomreel.executor.run_job`."""
     executor = executor or LocalExecutor()
     got: dict = {}
     todo = []
@@ -311,7 +311,7 @@ def train_units(units: Units, ids: list, force: bool, rep: Reporter, executor: E
     if todo:
         units.cache.require_writable()
     jobs = (units.job(id, force) for id in todo)
-    for res in executor.run(jobs, rep.pixel_steps):
+    for res in executor.run(jobs, rep.pixel_steps, check):
         meta = units.store(res)
         got[res.job.id] = (res.raw if keep else None, meta, True)
         rep.frame_done(res.job.id, False, res.decision.warning, res.decision.dtype)

@@ -1,12 +1,12 @@
 """Where the explorer's pictures come from: :func:`image_for`.
 
-One function stands between the page and the training. It answers a view's
-raw measure and precision decision from a view cache (a
-:class:`zoomreel.cache.Cache`, keyed exactly as a render's frames: model,
-view, size, dtype, engine version), and trains what is missing with
-:func:`zoomreel.executor.run_job`, the same unit of work a render runs, so a
-view shows the bits the same frame of a video would. Drawing the page from a
-shared tile pyramid instead is a change of this one function.
+The page is drawn from the zoom pyramid (:mod:`zoomreel.pyramid`): a view is
+composed from the tiles of its model exactly as a pyramid-mode render
+composes a frame (:mod:`zoomreel.compose`: area filter, blend between
+levels), and the tiles live in the same shared cache as a render's,
+``<out>/pyramid``. What the explorer trains, a render under the same
+``--out`` reuses, and the other way round. Tiles are trained with
+:func:`zoomreel.render.train_units`, the one path every unit of work takes.
 """
 
 from __future__ import annotations
@@ -17,36 +17,60 @@ from typing import Callable
 
 import numpy as np
 
+from .. import color, compose, pyramid, render
 from ..cache import Cache
-from ..executor import run_job
 from ..model import Model
 from ..path import View
 from ..precision import Decision
-from ..render import ViewUnits, kernel_fields
+from ..precisions import ARITHMETICS
 
 
 @dataclass
 class Image:
-    raw: np.ndarray  # (H, W) float64, row 0 = lowest y
-    decision: Decision
-    cached: bool  # True when nothing was trained for it
+    rgb: np.ndarray  # (H, W, 3) uint8, drawn as a plot (top row = highest y)
+    converged: float  # share of the view that converged (area-weighted)
+    decision: Decision  # the tiles' precision: the deepest arithmetic any used, its lowest resolved
+    cached: bool  # True when no tile was trained for it
 
 
 def view_cache(out_dir: Path) -> Cache:
-    """The explorer's own view cache under ``out_dir``."""
-    cache = Cache(Path(out_dir) / "explore" / "cache")
+    """The pyramid's tile cache under ``out_dir``, shared with renders there."""
+    cache = Cache(Path(out_dir) / "pyramid")
     cache.prepare()
     return cache
 
 
+def work(model: Model, view: View) -> int:
+    """Pixel-steps of every tile the view reads (for progress)."""
+    return len(pyramid.frame_plan(view).tiles()) * pyramid.TILE**2 * model.steps
+
+
+class _Progress(render.Reporter):
+    """Tiles trained or found cached, as pixel-steps (the page's progress bar)."""
+
+    def __init__(self, on_progress, steps: int):
+        self.on_progress, self.steps = on_progress, steps
+
+    def pixel_steps(self, n: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(n)
+
+    def frame_done(self, k, reused, warning, dtype=None) -> None:
+        if reused:  # a cached tile counts as done
+            self.pixel_steps(pyramid.TILE**2 * self.steps)
+
+
 def image_for(cache: Cache, model: Model, view: View, mode: str, where: str,
-              on_progress: Callable[[int], None] | None = None) -> Image:
-    """A view's raw measure and decision: from the cache, or trained and stored."""
-    units = ViewUnits(model, cache, mode, where, **kernel_fields(model))
-    hit = units.get(view)
-    if hit is not None:
-        return Image(hit[0], Decision.from_json(hit[1]["decision"]), True)
-    check = (lambda: on_progress(0)) if on_progress is not None else None  # a superseded view stops in its probe too
-    res = run_job(units.job(view, False), on_progress, check)
-    units.store(res)
-    return Image(res.raw, res.decision, False)
+              on_progress: Callable[[int], None] | None = None, palette: str = color.DEFAULT_PALETTE) -> Image:
+    """A view composed from its model's pyramid tiles, training the missing ones."""
+    units = render.TileUnits(model, cache, mode, where, **render.kernel_fields(model))
+    fp = pyramid.frame_plan(view)
+    rep = _Progress(on_progress, model.steps)
+    check = (lambda: on_progress(0)) if on_progress is not None else None  # a superseded view stops in a probe too
+    got = render.train_units(units, fp.tiles(), False, rep, keep=False, check=check)
+    blocks = render.TileReader(units).blocks(fp)
+    rgb, frac = compose.compose(fp, blocks, view.size, color.summary(blocks[fp.fine.level]), palette)
+    decisions = [Decision.from_json(meta["decision"]) for _, meta, _ in got.values()]
+    deepest = max(ARITHMETICS.index(d.dtype) for d in decisions)
+    worst = min((d for d in decisions if ARITHMETICS.index(d.dtype) == deepest), key=lambda d: d.resolved)
+    return Image(rgb, float(np.mean(frac)), worst, not any(trained for _, _, trained in got.values()))

@@ -188,17 +188,17 @@ def legend(palette: str) -> dict:
     }
 
 
-def readout(ex: Explorer, model: Model, view: path.View, img: images.Image, palette: str) -> dict:
+def readout(ex: Explorer, model: Model, view: path.View, img: images.Image) -> dict:
     lab = overlay.labels(model, view, ex.start.keyframes[0].span)
     d = img.decision
     return {
         **exact(view),
         "size": list(view.size),
-        "image": png_data_url(color.colorize(img.raw, None, palette)),
+        "image": png_data_url(img.rgb),
         "dtype": d.dtype,
         "resolved": d.resolved,
         "warning": d.warning,
-        "converged": float(np.mean(img.raw < 0)),
+        "converged": img.converged,
         "cached": img.cached,
         "axes": {"x": lab["x"], "y": lab["y"], "depth": lab["depth"]},
     }
@@ -275,11 +275,11 @@ def make_app(ex: Explorer) -> Starlette:
         palette = ex.start.video.palette
 
         def job(progress):
-            img = images.image_for(cache, model, v, mode, "view", progress)
-            return JSONResponse(readout(ex, model, v, img, palette))
+            img = images.image_for(cache, model, v, mode, "view", progress, palette)
+            return JSONResponse(readout(ex, model, v, img))
 
         W, H = v.size
-        return await run_task("views", lane(doc, "view"), job, W * H * model.steps, f"{W}x{H} view")
+        return await run_task("views", lane(doc, "view"), job, images.work(model, v), f"{W}x{H} view")
 
     async def navigate_(request: Request):
         try:
