@@ -6,7 +6,6 @@ tile, an explorer's view), a pure function of its inputs: it writes nothing.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,20 +24,14 @@ class FrameResult:
     view: path.View
 
 
-def compute_frame(scene: Scene, view: path.View, mode: str, decision: Decision | None = None,
-                  on_progress: Callable[[int], None] | None = None,
-                  probe: precision.Probe | None = None) -> FrameResult:
-    """Decide the precision (unless given) and train every pixel of one view.
+def compute_frame(scene: Scene, view: path.View, mode: str,
+                  on_progress: Callable[[int], None] | None = None) -> FrameResult:
+    """Decide the precision and train every pixel of one view (the one-frame
+    API of ``zoomreel frame``): :func:`zoomreel.executor.run_job` of the view."""
+    from .executor import Job, run_job
 
-    The precision probe's pixels are not trained twice: their values in the
-    chosen dtype go straight into the frame (``probe``, when the decision is
-    given, or the probe run here).
-    """
-    t0 = time.perf_counter()
-    if decision is None:
-        decision, probe = precision.decide_and_probe(scene.model, view, mode, scene.keyframes_where)
-    raw = train_view(scene.model, view, decision.dtype, on_progress, probe)
-    return FrameResult(raw, decision, time.perf_counter() - t0, view)
+    res = run_job(Job(0, scene.model, view, mode, scene.keyframes_where), on_progress)
+    return FrameResult(res.raw, res.decision, res.seconds, view)
 
 
 def train_view(model, view: path.View, dtype: str, on_progress=None,
