@@ -1,5 +1,6 @@
 """Double-double: exact error terms through the compiler, dd accuracy against mpmath."""
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -54,6 +55,50 @@ def test_error_free_transformations_are_exact_when_compiled():
     assert (se[0], pe[4]) == (2.0**-60, 2.0**-53 - 2.0**-105)
 
 
+def test_constants_keep_their_error_terms_when_compiled():
+    """XLA rewrites (x + C) - C to x for a constant C, which zeroes TwoSum's
+    error term when its first operand is a constant: dd keeps constants
+    opaque. Sums and products with a constant whose error terms are known."""
+    third = dd.DD(np.float64(1 / 3), np.float64(0.0))
+    tiny = engine.DD.cast(np.array([2.0**-60]))
+    three = engine.DD.cast(np.array([3.0]))
+    cases = [
+        (lambda x: third + x, tiny, Fraction(1 / 3) + Fraction(1, 2**60)),
+        (lambda x: x + third, tiny, Fraction(1 / 3) + Fraction(1, 2**60)),
+        (lambda x: 1.0 + x, tiny, 1 + Fraction(1, 2**60)),
+        (lambda x: x - 1.0, tiny, Fraction(1, 2**60) - 1),
+        (lambda x: x * third, three, 3 * Fraction(1 / 3)),
+    ]
+    for k, (f, x, exact) in enumerate(cases):
+        got = jax.jit(f)(x)
+        assert _exact(np.asarray(got.hi)[0]) + _exact(np.asarray(got.lo)[0]) == exact, k
+
+
+def test_product_slices_are_exact_and_on_one_grid():
+    """The slices of a double-double row sum back to it, and each slice's
+    entries along the summed axis are small multiples of one power of two,
+    so a float64 dot product of two slices is exact."""
+    rng = np.random.default_rng(3)
+    hi = rng.standard_normal((5, 272)) * np.exp2(rng.integers(-30, 30, (5, 1)))
+    hi[1, :] = 0.0
+    lo = hi * rng.uniform(-2.0**-53, 2.0**-53, hi.shape)
+    beta, count = dd.slicing(272)
+    assert 2 * beta + math.ceil(math.log2(272 * count)) <= 53 and beta * count >= dd.TARGET_BITS
+    qs = [np.asarray(q) for q in jax.jit(lambda h, l: dd.slices(dd.DD(h, l), 1, beta, count))(hi, lo)]
+    for r in range(5):
+        total = sum(Fraction(float(q[r, j])) for q in qs for j in range(0, 272, 37))
+        want = sum(Fraction(float(hi[r, j])) + Fraction(float(lo[r, j])) for j in range(0, 272, 37))
+        scale = Fraction(float(np.max(np.abs(hi[r])))) if hi[r].any() else Fraction(0)
+        assert abs(total - want) <= 8 * scale * Fraction(1, 2 ** (beta * count)), r
+        for k, q in enumerate(qs, start=1):
+            if not q[r].any():
+                continue
+            e = math.floor(math.log2(np.max(np.abs(hi[r]))))
+            unit = Fraction(2) ** (e + 1 - beta * k)
+            ints = [Fraction(float(v)) / unit for v in q[r]]
+            assert all(i.denominator == 1 and abs(i) <= 2**beta for i in ints), (r, k)
+
+
 @pytest.mark.parametrize("terms", [2, 3, 16, 40])
 def test_products_feeding_sums_stay_exact_when_compiled(terms):
     """A dot product: products and sums in one program, the pattern a compiler
@@ -98,6 +143,23 @@ def test_tanh_and_arithmetic_agree_with_mpmath_to_double_double():
         for i in range(3):
             ref = eval(f"_mp(a, i) {op} _mp(b, i)")
             assert abs(_mp(r, i) - ref) <= abs(ref) * mpmath.mpf(2) ** -100, (op, i)
+
+
+@mpmath.workdps(50)
+def test_tanh_agrees_with_mpmath_across_its_table():
+    """Points spread over [-41, 41], and next to the table's points and the
+    midpoints between them, where the series' argument is largest."""
+    rng = np.random.default_rng(7)
+    grid = np.arange(0, 40 * 64 + 1) / 64
+    xs = np.concatenate([rng.uniform(-41, 41, 400), rng.choice(grid, 60) + 1 / 128,
+                         rng.choice(grid, 60) - 2.0**-40, -rng.choice(grid, 30) + 1 / 128 - 2.0**-45,
+                         rng.uniform(-1e-3, 1e-3, 30)])
+    lo = xs * rng.uniform(-2.0**-53, 2.0**-53, xs.size)
+    x = dd.DD(jnp.array(xs), jnp.array(lo))
+    t = jax.jit(dd.tanh)(x)
+    for i in range(xs.size):
+        ref = mpmath.tanh(_mp(x, i))
+        assert abs(_mp(t, i) - ref) <= abs(ref) * mpmath.mpf(2) ** -103, xs[i]  # measured: 2^-104.8
 
 
 def test_dd_training_agrees_with_mpmath_to_28_digits():

@@ -37,7 +37,7 @@ from . import atomic
 from .color import Q
 from .precisions import ARITHMETICS
 from .errors import UserError
-from .model import ENGINE_VERSION, Model
+from .model import ARITHMETIC_VERSIONS, ENGINE_VERSION, Model
 
 DTYPES = ARITHMETICS  # the arithmetics' names (zoomreel.engine.LADDER), without importing JAX
 DECISION_FIELDS = ("dtype", "resolved", "reason", "f32_agreement", "f64_agreement", "probe_pixels", "warning", "dd_agreement")
@@ -55,7 +55,9 @@ def _kernel(tag: str) -> dict:
 
 
 def frame_key(model: Model, view_fields: dict, dtype: str, kernel: str = "") -> str:
-    return _digest({"model": model.key_fields(), "view": view_fields, "dtype": dtype, "engine": ENGINE_VERSION, **_kernel(kernel)})
+    arith = {"arithmetic": ARITHMETIC_VERSIONS[dtype]} if dtype in ARITHMETIC_VERSIONS else {}
+    return _digest({"model": model.key_fields(), "view": view_fields, "dtype": dtype, "engine": ENGINE_VERSION,
+                    **arith, **_kernel(kernel)})
 
 
 def decision_key(model: Model, view_fields: dict, mode: str, kernel: str = "") -> str:

@@ -363,7 +363,9 @@ def locate(
         from .path import View
 
         def show(lv):
-            print(f"span {float(lv.view.span):.3g}  converged {lv.converged:.0%}  {lv.dtype}  centre ({lv.view.center[0]:.25f}, {lv.view.center[1]:.25f})", flush=True)
+            places = max(6, -int(lv.view.span.adjusted()) + 4)
+            print(f"span {float(lv.view.span):.3g}  converged {lv.converged:.0%}  {lv.dtype} resolved {lv.resolved:.1%}  "
+                  f"centre ({lv.view.center[0]:.{places}f}, {lv.view.center[1]:.{places}f})", flush=True)
 
         levels = loc.locate(s.model, View(k.center, k.span, (size, size)), d, factor, size, show, rule)
         last = levels[-1].view

@@ -31,6 +31,7 @@ class Level:
     view: path.View
     converged: float  # fraction of the grid that converged
     dtype: str
+    resolved: float  # the precision decision's resolved share (docs/precision.md)
 
 
 RULES = ("balanced", "busiest")
@@ -72,7 +73,7 @@ def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10
     while True:
         d, probe = precision.decide_and_probe(model, view)
         raw = train_view(model, view, d.dtype, known=probe)
-        levels.append(Level(view, float(np.mean(raw < 0)), d.dtype))
+        levels.append(Level(view, float(np.mean(raw < 0)), d.dtype, d.resolved))
         if on_level:
             on_level(levels[-1])
         if view.span <= depth_span:

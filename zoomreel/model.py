@@ -16,6 +16,10 @@ KINDS = ("network", "mandelbrot")
 # changes any pixel's bits on any device, so that cached frames are trained
 # again (what each version changed is in git's history of this line).
 ENGINE_VERSION = "3"
+# The same, for one arithmetic alone: part of the key of its frames only
+# (dd 2: products from exact slices, tanh from a table, constants kept
+# opaque to the compiler).
+ARITHMETIC_VERSIONS = {"dd": "2"}
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ through :func:`rounded`, which contraction does not look through.
 ``tests/test_dd.py`` checks all of it with inputs whose error terms are
 exactly known, on whatever device runs the suite.
 
-The elementary functions are double-double all the way: tanh from expm1 by
-argument reduction and a Taylor series (no float64 ``tanh`` or ``exp``).
+The elementary functions are double-double all the way: tanh from a table of
+tanh(j / 64) made from 60-digit decimals, a Taylor series for the rest and
+the addition formula (no float64 ``tanh`` or ``exp``). Products over an axis
+(:func:`einsum`) are exact float64 matrix products of slices of the operands.
 
 :class:`DDArithmetic` is the arithmetic ``"dd"`` appended to
 :data:`~.arith.LADDER`: hyperparameters come from the exact decimal
@@ -33,8 +35,10 @@ float64 array.
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import numpy as np
 
@@ -208,9 +212,10 @@ class DD:
         return DD(-self.hi, -self.lo)
 
     def __add__(self, other):
+        a = _opaque(self)
         if isinstance(other, DD):
-            return DD(*_add(self.hi, self.lo, other.hi, other.lo))
-        return DD(*_add_d(self.hi, self.lo, other))
+            return _kept(_add(a.hi, a.lo, *_opaque(other).parts()))
+        return _kept(_add_d(a.hi, a.lo, opaque(other)))
 
     __radd__ = __add__
 
@@ -221,19 +226,48 @@ class DD:
         return (-self) + other
 
     def __mul__(self, other):
+        a = _opaque(self)
         if isinstance(other, DD):
-            return DD(*_mul(self.hi, self.lo, other.hi, other.lo))
-        return DD(*_mul_d(self.hi, self.lo, other))
+            return _kept(_mul(a.hi, a.lo, *_opaque(other).parts()))
+        return _kept(_mul_d(a.hi, a.lo, opaque(other)))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
+        a = _opaque(self)
         if isinstance(other, DD):
-            return DD(*_div(self.hi, self.lo, other.hi, other.lo))
-        return DD(*_div(self.hi, self.lo, other, 0.0))
+            return _kept(_div(a.hi, a.lo, *_opaque(other).parts()))
+        return _kept(_div(a.hi, a.lo, opaque(other), 0.0))
 
     def __rtruediv__(self, other):
-        return DD(_f64(other), jnp.zeros_like(self.lo)) / self
+        return DD(opaque(other), jnp.zeros_like(self.lo)) / self
+
+    def parts(self):
+        return self.hi, self.lo
+
+
+def _kept(parts) -> "DD":
+    """A result, materialised: an optimisation barrier stops XLA from copying
+    the chain of operations behind it into every later loop that reads it."""
+    one = opaque(1.0)
+    return DD(*(v / one for v in parts))
+
+
+def opaque(x):
+    """x itself; a constant (not a traced value) hidden from the compiler's rewrites.
+
+    XLA's algebraic simplifier rewrites ``(x + C) - C`` to ``x`` when C is a
+    constant, which turns TwoSum's error term into zero whenever its first
+    operand is one (jax 0.10.2 on the CPU; ``tests/test_dd.py`` checks it).
+    An optimisation barrier keeps the constant's value out of sight.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return x
+    return lax.optimization_barrier(_f64(x))
+
+
+def _opaque(a: "DD") -> "DD":
+    return DD(opaque(a.hi), opaque(a.lo))
 
 
 jax.tree_util.register_pytree_node_class(DD)
@@ -254,58 +288,77 @@ def from_decimal(x: Decimal) -> tuple[float, float]:
 
 # -- elementary functions
 
-_LN2 = from_decimal(Decimal(
-    "0.693147180559945309417232121458176568075500134360255254120680009493393621969694715605863326996418687542"))
-_EXPM1_HALVINGS = 9  # |r| <= ln2/2 is halved 9 times before the series
-_EXPM1_TERMS = 10  # r^k / k! for k = 1..10 at |r| <= 6.8e-4: the last kept is 1e-41 of r
-with localcontext(prec=PREC):
-    _INV_FACT = [from_decimal(1 / Decimal(math.factorial(k))) for k in range(2, _EXPM1_TERMS + 1)]
 TANH_ONE = 40.0  # from |x| = 40 on, tanh(x) rounds to +-1 in double-double (1 - tanh < 2e-35)
+TANH_GRID = 64  # table points per unit: tanh(j / 64) for j = 0 .. 40 * 64
 
 
-def expm1(x: DD) -> DD:
-    """e^x - 1 in double-double for x >= 0 (tanh's use), relative error about 1e-31.
-
-    x = k ln2 + r with |r| <= ln2/2; expm1(r) from its Taylor series at
-    r / 2^9, doubled back nine times by expm1(2s) = expm1(s) (expm1(s) + 2),
-    which keeps the relative accuracy of a small result; then
-    e^x - 1 = 2^k expm1(r) + (2^k - 1), exactly expm1(r) when k = 0.
-    """
-    k = jnp.round(x.hi / _LN2[0])
-    r = x - DD(_f64(_LN2[0]), _f64(_LN2[1])) * k
-    s = r * (0.5**_EXPM1_HALVINGS)
-    # Horner: s + s^2/2! + ... = s (1 + s (1/2! + s (1/3! + ...)))
-    p = DD(_f64(_INV_FACT[-1][0]), _f64(_INV_FACT[-1][1])) * s
-    for c in reversed(_INV_FACT[:-1]):
-        p = (p + DD(_f64(c[0]), _f64(c[1]))) * s
-    e = (p + 1.0) * s
-    for _ in range(_EXPM1_HALVINGS):
-        e = e * (e + 2.0)
-    return e * _pow2(k) + (_pow2(k) - 1.0)  # 2^k - 1 is exact for the k < 53 where it matters
+def _tanh_series() -> list[Fraction]:
+    """c_k with tanh(r) = r (1 + c_1 r^2 + c_2 r^4 + ...), k = 1..7, exactly:
+    c_k = 2^(2k+2) (2^(2k+2) - 1) B_(2k+2) / (2k+2)!, from Bernoulli numbers."""
+    bern = [Fraction(1)]
+    for m in range(1, 17):
+        bern.append(-sum(math.comb(m + 1, j) * bern[j] for j in range(m)) / (m + 1))
+    return [Fraction(4 ** (k + 1) * (4 ** (k + 1) - 1), math.factorial(2 * k + 2)) * bern[2 * k + 2]
+            for k in range(1, 8)]
 
 
-def _pow2(k):
-    """2^k for integer-valued float64 k in [-1022, 1023], built from its bits
-    (XLA's exp2 is not exact at integers)."""
-    e = (k.astype(jnp.int64) + 1023).astype(jnp.uint64) << np.uint64(52)
-    return lax.bitcast_convert_type(e, jnp.float64)
+_SERIES = _tanh_series()
+with localcontext(prec=PREC):
+    _SERIES_DD = [from_decimal(Decimal(c.numerator) / Decimal(c.denominator)) for c in _SERIES[:3]]
+_SERIES_F64 = [float(c) for c in _SERIES[3:]]
+
+
+@functools.cache
+def _tanh_table() -> tuple[np.ndarray, np.ndarray]:
+    """tanh(j / TANH_GRID) for j = 0 .. TANH_ONE * TANH_GRID, as (hi, lo), from 60-digit decimals."""
+    hi, lo = [], []
+    with localcontext(prec=PREC):
+        for j in range(int(TANH_ONE * TANH_GRID) + 1):
+            e = (Decimal(2 * j) / TANH_GRID).exp()
+            h, l = from_decimal((e - 1) / (e + 1))
+            hi.append(h)
+            lo.append(l)
+    return np.array(hi), np.array(lo)
 
 
 def tanh(x: DD) -> DD:
-    """tanh in double-double: sign(x) e / (e + 2) with e = expm1(2|x|); +-1 from |x| = 40.
+    """tanh in double-double, relative error about 2^-104; +-1 from |x| = 40.
 
-    NaN stays NaN; +-inf gives +-1.
+    |x| = c + r with c = j / 64 the nearest table point and |r| <= 1/128;
+    tanh(r) = r (1 + c_1 r^2 + c_2 r^4 + ...) with the first three terms in
+    double-double and the rest (below 2^-53 of r) in float64; then
+    tanh(c + r) = (tanh c + tanh r) / (1 + tanh c tanh r) with tanh c from a
+    60-digit table. NaN stays NaN; +-inf gives +-1.
     """
     neg = x.hi < 0
     ax = where(neg, -x, x)
     one = ax.hi >= TANH_ONE
-    ax = where(one, DD(jnp.zeros_like(ax.hi), jnp.zeros_like(ax.lo)), ax)  # keeps expm1 finite
-    e = expm1(ax * 2.0)
-    t = e / (e + 2.0)
+    ax = where(one, DD(jnp.zeros_like(ax.hi), jnp.zeros_like(ax.lo)), ax)
+    j = jnp.round(ax.hi * TANH_GRID)
+    # ax.hi - c is exact: both are multiples of ulp(ax.hi) and |ax.hi - c| <= 1/128
+    r = _kept(two_sum(ax.hi - j / TANH_GRID, ax.lo))
+    y = r * r
+    tail = _horner(_SERIES_F64, y.hi)
+    h = _kept(_add_d(opaque(_SERIES_DD[2][0]), opaque(_SERIES_DD[2][1]), rounded(y.hi * tail)))
+    for c in (_SERIES_DD[1], _SERIES_DD[0]):
+        h = y * h + DD(_f64(c[0]), _f64(c[1]))
+    t = r + r * (y * h)
+    table_hi, table_lo = _tanh_table()
+    k = j.astype(jnp.int32)
+    tc = DD(jnp.take(jnp.asarray(table_hi), k), jnp.take(jnp.asarray(table_lo), k))
+    t = (tc + t) / (tc * t + 1.0)
     t = where(one, DD(jnp.ones_like(t.hi), jnp.zeros_like(t.lo)), t)
     t = where(neg, -t, t)
     nan = jnp.isnan(x.hi) | jnp.isnan(x.lo)
-    return DD(jnp.where(nan, x.hi + x.lo, t.hi), jnp.where(nan, x.hi + x.lo, t.lo))
+    return _kept((jnp.where(nan, x.hi + x.lo, t.hi), jnp.where(nan, x.hi + x.lo, t.lo)))
+
+
+def _horner(coeffs, y):
+    """coeffs[0] + coeffs[1] y + ... by Horner's rule (lowest power first)."""
+    p = coeffs[-1]
+    for c in coeffs[-2::-1]:
+        p = p * y + c
+    return p
 
 
 # -- products and sums over one axis
@@ -324,26 +377,86 @@ def sum_last(a: DD) -> DD:
     return a[..., 0]
 
 
-def einsum(spec: str, a: DD, b: DD) -> DD:
-    """A two-operand einsum with one summed index: every product, summed
-    index last, then added pairwise (:func:`sum_last`), in a fixed order.
+# Products by exact float64 matrix products (the Ozaki scheme). Each operand
+# is cut into slices of float64 numbers; the entries of one slice that are
+# summed together (one row of a, one column of b) are integer multiples of
+# one power of two below 2^BETA of it, so every product of two slices, and
+# every partial sum of those, is an integer below 2^53 of a common unit: a
+# float64 dot product computes it exactly, in whatever order and with or
+# without fused multiply-adds. The slices' sum is the operand to
+# 2^-(BETA * slices) of its largest entry in that row, so the result is the
+# exact product to about K * 2^-105 of max|a| max|b| (K terms summed).
+TARGET_BITS = 110
 
-    (Adding the terms one after another into an output-shaped array runs
-    faster on a CPU but made XLA take minutes to compile the whole step.)
+
+def slicing(k: int) -> tuple[int, int]:
+    """(bits per slice, slices) for a product that sums ``k`` terms: the
+    slices of one anti-diagonal (i + j fixed) are summed exactly too."""
+    for count in range(4, 12):
+        beta = (53 - math.ceil(math.log2(max(k * count, 2)))) // 2
+        if beta * count >= TARGET_BITS:
+            return beta, count
+    raise ValueError(f"a dd product of {k} terms is too long to slice exactly")
+
+
+def _scaled_one_and_half(e):
+    """1.5 * 2^e as float64, from int64 e clipped to the normal exponents."""
+    e = jnp.clip(e, -1022, 1023)
+    bits = ((e + 1023).astype(jnp.uint64) << np.uint64(52)) | np.uint64(1 << 51)
+    return lax.bitcast_convert_type(bits, jnp.float64)
+
+
+def slices(a: DD, axis: int, beta: int, count: int) -> list:
+    """``count`` float64 arrays that sum to ``a`` up to 2^-(beta*count) of
+    the largest |a| along ``axis``; in slice k (from 1) every entry along
+    ``axis`` is an integer multiple of u_k = 2^(e + 1 - beta k), at most
+    2^beta of them, where 2^e <= max|a| < 2^(e+1).
+
+    Each slice is the remainder rounded to a multiple of u_k by adding and
+    subtracting 1.5 * 2^52 u_k (no multiply for a compiler to contract; XLA
+    does not reassociate the two adds, :func:`two_sum` relies on the same),
+    and the remainder stays exact as a double-double.
+    """
+    amax = jnp.max(jnp.abs(a.hi), axis=axis, keepdims=True)
+    bits = lax.bitcast_convert_type(amax, jnp.uint64)
+    e = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(jnp.int64) - 1023
+    rh, rl = a.hi, a.lo
+    out = []
+    for k in range(1, count + 1):
+        sigma = _scaled_one_and_half(e + 1 - beta * k + 52)
+        q = (rh + sigma) - sigma
+        out.append(q)
+        rh, rl = _kept(two_sum(rh - q, rl)).parts()
+    return out
+
+
+def einsum(spec: str, a: DD, b: DD) -> DD:
+    """A two-operand einsum with one summed index, from exact float64 products
+    of the operands' :func:`slices`: the products of slices i and j are summed
+    by anti-diagonal i + j (exactly), and the anti-diagonals added in
+    double-double, smallest first. The result does not depend on how the
+    compiler orders a sum, nor on how many pixels share the arrays.
     """
     ins, out = spec.replace(" ", "").split("->")
     sa, sb = ins.split(",")
     summed = [c for c in dict.fromkeys(sa + sb) if c not in out]
     if len(summed) != 1:
         raise ValueError(f"dd einsum sums exactly one index, not {summed} in {spec!r}")
-    order = out + summed[0]
-    return sum_last(_align(a, sa, order) * _align(b, sb, order))
-
-
-def _align(a: DD, spec: str, order: str) -> DD:
-    """``a``'s axes (named by ``spec``) in ``order``, with size-1 axes for the missing names."""
-    a = a.transpose(*[spec.index(c) for c in order if c in spec])
-    return a[tuple(slice(None) if c in spec else None for c in order)]
+    c = summed[0]
+    beta, count = slicing(a.shape[sa.index(c)])
+    qa = slices(a, sa.index(c), beta, count)
+    qb = slices(b, sb.index(c), beta, count)
+    hi = lo = None
+    for d in range(count + 1, 1, -1):  # i + j = d, the smallest products first
+        p = None
+        for i in range(max(1, d - count), min(count, d - 1) + 1):
+            t = jnp.einsum(spec, qa[i - 1], qb[d - i - 1], precision=arith.FULL)
+            p = t if p is None else p + t  # exact: one unit, below 2^53 of it
+        if hi is None:
+            hi, lo = p, jnp.zeros_like(p)
+        else:
+            hi, lo = _kept(_add_d(hi, lo, p)).parts()
+    return DD(hi, lo)
 
 
 class DDArithmetic:

@@ -56,7 +56,7 @@ def default_chunk(model=None, dtype: str = "float32", platform: str | None = Non
     if platform != "cpu":
         return 32768
     if dtype == "dd":
-        return 8  # one step of 8 dd pixels: 56 ms a pixel, of 32: 99 ms (docs/benchmarks.md)
+        return 32  # per dd pixel-step: 593 us in chunks of 8, 521 of 16, 502 of 32, 548 of 64 (docs/benchmarks.md)
     return 128 if dtype == "float32" else 64
 
 
