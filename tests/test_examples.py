@@ -39,3 +39,19 @@ def test_quick_demo_is_small(tmp_path):
     d = render.info(plan)
     assert plan.size[0] >= 320 and plan.size[1] >= 180 and s.duration >= 3
     assert d["mode"] == "pyramid" and d["pixel_steps"] < 3e7
+
+
+def test_deep_zoom_ends_on_the_boundary_in_dd():
+    """keyframes/deep.toml ends 29 decades down, past float64: auto trains the
+    last frame in dd, resolves at least 95 % of it under dd's nudge test,
+    and the boundary runs through it."""
+    s = scene.load(KEYFRAMES / "deep.toml")
+    assert s.keyframes[-1].span == Decimal("1e-28")
+    view = path.view_at(s, s.duration, (16, 9))
+    d, probe = precision.decide_and_probe(s.model, view)
+    assert d.dtype == "dd" and d.resolved >= 0.95, d
+    raw = render.train_view(s.model, view, d.dtype, known=probe)
+    conv = float(np.mean(raw < 0))
+    assert 0.10 <= conv <= 0.90, conv
+    c = raw < 0  # at this depth a class's values are equal in float64: the picture is its classes
+    assert (c[:, 1:] != c[:, :-1]).sum() >= 3 and (c[1:, :] != c[:-1, :]).sum() >= 3  # neighbours differ both ways

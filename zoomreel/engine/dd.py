@@ -247,8 +247,15 @@ class DD:
 
 
 def _kept(parts) -> "DD":
-    """A result, materialised: an optimisation barrier stops XLA from copying
-    the chain of operations behind it into every later loop that reads it."""
+    """A result, stored once: each part divided by an opaque 1.0.
+
+    A double-double value is two arrays from one chain of operations, and
+    XLA's CPU backend copies such a chain into the loop of every reader,
+    recomputing it there (about three times the work in the network step).
+    XLA does not copy a division into several readers, so dividing by 1.0,
+    which is exact and which the compiler cannot see to be 1.0, makes it
+    compute the chain once and store it. No value changes.
+    """
     one = opaque(1.0)
     return DD(*(v / one for v in parts))
 
