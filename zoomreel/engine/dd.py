@@ -387,23 +387,28 @@ def sum_last(a: DD) -> DD:
 # Products by exact float64 matrix products (the Ozaki scheme). Each operand
 # is cut into slices of float64 numbers; the entries of one slice that are
 # summed together (one row of a, one column of b) are integer multiples of
-# one power of two below 2^BETA of it, so every product of two slices, and
-# every partial sum of those, is an integer below 2^53 of a common unit: a
+# one power of two, at most 2^beta of it, so every product of two slices,
+# and every partial sum of it, is an integer below 2^53 of a common unit: a
 # float64 dot product computes it exactly, in whatever order and with or
 # without fused multiply-adds. The slices' sum is the operand to
-# 2^-(BETA * slices) of its largest entry in that row, so the result is the
+# 2^-(beta * slices) of its largest entry in that row, so the result is the
 # exact product to about K * 2^-105 of max|a| max|b| (K terms summed).
 TARGET_BITS = 110
 
 
-def slicing(k: int) -> tuple[int, int]:
-    """(bits per slice, slices) for a product that sums ``k`` terms: the
-    slices of one anti-diagonal (i + j fixed) are summed exactly too."""
-    for count in range(4, 12):
-        beta = (53 - math.ceil(math.log2(max(k * count, 2)))) // 2
-        if beta * count >= TARGET_BITS:
-            return beta, count
-    raise ValueError(f"a dd product of {k} terms is too long to slice exactly")
+def slicing(k: int) -> tuple[int, int, bool]:
+    """(bits per slice, slices, whole anti-diagonals) for a product that
+    sums ``k`` terms: the fewest slices of at least TARGET_BITS in all, each
+    product of two slices exact; where the same number of slices, a little
+    narrower, also lets the products of one anti-diagonal (i + j fixed) be
+    summed exactly in float64, that is used, and otherwise the products are
+    added in double-double one by one."""
+    beta = (53 - math.ceil(math.log2(max(k, 2)))) // 2
+    count = -(-TARGET_BITS // beta)
+    narrow = (53 - math.ceil(math.log2(k * count))) // 2
+    if narrow * count >= TARGET_BITS:
+        return narrow, count, True
+    return beta, count, False
 
 
 def _scaled_one_and_half(e):
@@ -433,15 +438,16 @@ def slices(a: DD, axis: int, beta: int, count: int) -> list:
         sigma = _scaled_one_and_half(e + 1 - beta * k + 52)
         q = (rh + sigma) - sigma
         out.append(q)
-        rh, rl = _kept(two_sum(rh - q, rl)).parts()
+        rh, rl = two_sum(rh - q, rl)
     return out
 
 
 def einsum(spec: str, a: DD, b: DD) -> DD:
     """A two-operand einsum with one summed index, from exact float64 products
-    of the operands' :func:`slices`: the products of slices i and j are summed
-    by anti-diagonal i + j (exactly), and the anti-diagonals added in
-    double-double, smallest first. The result does not depend on how the
+    of the operands' :func:`slices` (slice i of a times slice j of b, for
+    i + j <= slices + 1), added in double-double, smallest first: each
+    anti-diagonal i + j summed exactly beforehand where :func:`slicing`
+    allows it. The result does not depend on how the
     compiler orders a sum, nor on how many pixels share the arrays.
     """
     ins, out = spec.replace(" ", "").split("->")
@@ -450,19 +456,20 @@ def einsum(spec: str, a: DD, b: DD) -> DD:
     if len(summed) != 1:
         raise ValueError(f"dd einsum sums exactly one index, not {summed} in {spec!r}")
     c = summed[0]
-    beta, count = slicing(a.shape[sa.index(c)])
+    beta, count, whole = slicing(a.shape[sa.index(c)])
     qa = slices(a, sa.index(c), beta, count)
     qb = slices(b, sb.index(c), beta, count)
     hi = lo = None
     for d in range(count + 1, 1, -1):  # i + j = d, the smallest products first
-        p = None
-        for i in range(max(1, d - count), min(count, d - 1) + 1):
-            t = jnp.einsum(spec, qa[i - 1], qb[d - i - 1], precision=arith.FULL)
-            p = t if p is None else p + t  # exact: one unit, below 2^53 of it
-        if hi is None:
-            hi, lo = p, jnp.zeros_like(p)
-        else:
-            hi, lo = _kept(_add_d(hi, lo, p)).parts()
+        terms = [jnp.einsum(spec, qa[i - 1], qb[d - i - 1], precision=arith.FULL)
+                 for i in range(max(1, d - count), min(count, d - 1) + 1)]
+        if whole:  # one unit, below 2^53 of it: float64 sums them exactly
+            terms = [functools.reduce(lambda p, t: p + t, terms)]
+        for p in terms:
+            if hi is None:
+                hi, lo = p, jnp.zeros_like(p)
+            else:
+                hi, lo = _kept(_add_d(hi, lo, p)).parts()
     return DD(hi, lo)
 
 
