@@ -52,6 +52,7 @@ def test_a_row_is_each_seeds_own_target_and_the_paper_estimator_over_its_levels(
         assert edges[-1][30:42, 30:42].any()  # the target is on the boundary of the final view
         assert r.paper == dm.paper_dimension([dm.paper(e) for e in edges])
         assert r.per_level_paper == [dm.paper(e).dimension for e in edges]
+        assert r.per_level_slopes == [dm.paper(e).slopes for e in edges]
         fits = [dm.fit(e).dimension for e in edges if e.sum() >= dm.MIN_BOUNDARY]
         assert r.fit == float(np.median(fits)) and r.fitted == len(fits)
     d = row.to_json()

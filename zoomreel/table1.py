@@ -72,6 +72,7 @@ class SeedRow:
     boundary_pixels: tuple[int, int]  # fewest and most of any image
     per_level_paper: list[float | None]
     per_level_fit: list[float | None]
+    per_level_slopes: list[list[float]]  # the paper's local slopes of each image, widest first
     locate_seconds: float
     seconds: float  # locate and sequence together
 
@@ -168,6 +169,7 @@ def measure_seed(scene: Scene, seed: int, steps: int, size: int, final: Decimal,
         boundary_pixels=(min(px), max(px)),
         per_level_paper=_per_level(pap, plan.n_frames),
         per_level_fit=_per_level(fit, plan.n_frames),
+        per_level_slopes=[f.fit.slopes if f.fit is not None else [] for f in pap.frames] if pap else [[]] * plan.n_frames,
         locate_seconds=t1 - t0,
         seconds=time.perf_counter() - t0,
     )
