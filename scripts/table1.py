@@ -7,7 +7,8 @@ estimators on those images (zoomreel/table1.py). Images are cached under
 --out like frames, so a second run only reads them.
 
     python scripts/table1.py keyframes/tanh.toml --size 128 --steps 500 \
-        --seeds 0-4 --final 0.0703125 [--rule busiest] [--locate-size 64] [--json]
+        --seeds 0-4 --final 0.0703125 [--rule busiest] [--locate-size 64] \
+        [--precision float64] [--json]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from zoomreel.errors import UserError
+from zoomreel.precisions import PRECISIONS
 
 
 def seeds(text: str) -> list[int]:
@@ -44,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--final", default="0.0703125", help="the sequence's final span (locate's depth)")
     ap.add_argument("--rule", default="busiest", help="locate's rule: busiest | balanced")
     ap.add_argument("--locate-size", type=int, default=64, help="locate's grid per level")
+    ap.add_argument("--precision", default="float64",
+                    help="precision mode of every image, locate's too: float64 (the paper's, the default) | auto (the file's ladder) | float32 | dd")
     ap.add_argument("--out", type=Path, default=None, help="output folder (cache) instead of outputs/")
     ap.add_argument("--json", action="store_true", help="print the row as one JSON object")
     a = ap.parse_args(argv)
@@ -56,6 +60,8 @@ def main(argv=None) -> int:
                 raise InvalidOperation
         except InvalidOperation:
             raise UserError(f"bad final span {a.final!r}", "--final", "give a positive span, e.g. 0.0703125") from None
+        if a.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {a.precision!r}", "--precision", "use " + " or ".join(PRECISIONS))
         if a.rule not in locate.RULES:
             raise UserError(f"unknown rule {a.rule!r}", "--rule", "use " + " or ".join(locate.RULES))
         engine.configure()
@@ -66,7 +72,8 @@ def main(argv=None) -> int:
                 print(f"seed {r.seed}: paper {_f(r.paper)}  fit {_f(r.fit)}  {r.levels} levels  target ({r.target[0]}, {r.target[1]})"
                       f"  {r.seconds:.0f} s", flush=True)
 
-        row = table1.measure(s, seeds(a.seeds), a.steps, a.size, final, a.rule, a.locate_size, a.out, on_seed=show)
+        row = table1.measure(s, seeds(a.seeds), a.steps, a.size, final, a.rule, a.locate_size, a.out, on_seed=show,
+                             precision=a.precision)
     except UserError as e:
         print(e.line(), file=sys.stderr)
         return 2

@@ -37,8 +37,8 @@ def test_each_shipped_file_is_its_table_1_condition():
 def test_a_row_is_each_seeds_own_target_and_the_paper_estimator_over_its_levels(tmp_path):
     s = scene.load(ROOT / "keyframes" / "identity.toml")
     final = Decimal("0.5625")  # levels of span 9, 4.5, ... 0.5625
-    row = table1.measure(s, [0, 1], steps=50, size=72, final=final, locate_size=32, out=tmp_path)
-    assert row.condition == "identity" and row.paper_value == 1.17
+    row = table1.measure(s, [0, 1], steps=50, size=72, final=final, locate_size=32, out=tmp_path, precision="float64")
+    assert row.condition == "identity" and row.paper_value == 1.17 and row.precision == "float64"
     assert [r.seed for r in row.seeds] == [0, 1]
     assert row.seeds[0].target != row.seeds[1].target  # the boundary moves with the seed
     for r in row.seeds:
@@ -46,7 +46,7 @@ def test_a_row_is_each_seeds_own_target_and_the_paper_estimator_over_its_levels(
         # the same sequence trained here, view by view, with the seed's own model
         model = dataclasses.replace(s.model, seed=r.seed, steps=50)
         center = tuple(Decimal(c) for c in r.target)
-        raws = [run_job(Job(0, model, v, s.video.precision, "test")).raw
+        raws = [run_job(Job(0, model, v, "float64", "test")).raw
                 for v in path.levels(center, final, (72, 72))]
         edges = [dm.boundary(raw) for raw in raws]
         assert edges[-1][30:42, 30:42].any()  # the target is on the boundary of the final view
@@ -69,6 +69,8 @@ def test_the_script_reads_seed_lists_and_refuses_bad_ones(capsys):
     assert capsys.readouterr().err.startswith("error: bad seeds 'a-b' (--seeds):")
     assert t1.main([str(ROOT / "keyframes" / "identity.toml"), "--final", "-1"]) == 2
     assert "(--final)" in capsys.readouterr().err
+    assert t1.main([str(ROOT / "keyframes" / "identity.toml"), "--precision", "half"]) == 2
+    assert "(--precision)" in capsys.readouterr().err
 
 
 def test_tile_dimensions_tell_a_smooth_block_from_a_rough_one():

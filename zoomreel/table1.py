@@ -87,6 +87,7 @@ class Row:
     final: str
     rule: str
     locate_size: int
+    precision: str
     seeds: list[SeedRow] = field(default_factory=list)
     machine: str = ""
     seconds: float = 0.0
@@ -126,33 +127,35 @@ def machine() -> str:
     return f"{cpu}, {used} of {total} cores"
 
 
-def seed_scene(scene: Scene, seed: int, steps: int, size: int, center=None, span=None) -> Scene:
+def seed_scene(scene: Scene, seed: int, steps: int, size: int, center=None, span=None, precision: str | None = None) -> Scene:
     """The scene's model at ``seed`` and ``steps``, square frames of ``size``,
-    and (when given) its last keyframe moved to ``center`` and ``span``."""
+    the precision mode ``precision`` (default: the scene's), and (when given)
+    its last keyframe moved to ``center`` and ``span``."""
     model = dataclasses.replace(scene.model, seed=seed, steps=steps)
     keys = scene.keyframes
     if center is not None:
         last = keys[-1]
         keys = keys[:-1] + (Keyframe(last.time, tuple(center), Decimal(span)),)
     s = dataclasses.replace(scene, model=model, keyframes=keys)
-    return s.with_video(size=(size, size), precision=scene.video.precision, mode="frames")
+    return s.with_video(size=(size, size), precision=precision or scene.video.precision, mode="frames")
 
 
 def target(scene: Scene, final: Decimal, rule: str = "busiest", locate_size: int = 64, factor: int = 10):
     """The centre ``locate`` reaches from the scene's first keyframe down to ``final``."""
     first = scene.keyframes[0]
     start = path.View(first.center, first.span, (locate_size, locate_size))
-    levels = locate.locate(scene.model, start, final, factor, locate_size, rule=rule)
+    levels = locate.locate(scene.model, start, final, factor, locate_size, rule=rule, mode=scene.video.precision)
     return levels[-1].view.center
 
 
 def measure_seed(scene: Scene, seed: int, steps: int, size: int, final: Decimal, rule: str = "busiest",
-                 locate_size: int = 64, out=None, rep=None, executor=None) -> SeedRow:
-    """One seed's target, sequence and both estimators (module doc)."""
+                 locate_size: int = 64, out=None, rep=None, executor=None, precision: str | None = None) -> SeedRow:
+    """One seed's target, sequence and both estimators (module doc), every
+    image (locate's too) in the precision mode ``precision`` (default: the file's)."""
     t0 = time.perf_counter()
-    center = target(seed_scene(scene, seed, steps, size), final, rule, locate_size)
+    center = target(seed_scene(scene, seed, steps, size, precision=precision), final, rule, locate_size)
     t1 = time.perf_counter()
-    plan = dimension.levels_plan(render.make_plan(seed_scene(scene, seed, steps, size, center, final), False, out))
+    plan = dimension.levels_plan(render.make_plan(seed_scene(scene, seed, steps, size, center, final, precision), False, out))
     idx = list(range(plan.n_frames))
     pap = _measured(plan, idx, rep, executor, "paper")
     fit = _measured(plan, idx, rep, executor, "fit")  # the same images, from the cache
@@ -194,13 +197,13 @@ def _per_level(res, n: int) -> list[float | None]:
 
 
 def measure(scene: Scene, seeds: list[int], steps: int, size: int, final: Decimal, rule: str = "busiest",
-            locate_size: int = 64, out=None, rep=None, executor=None, on_seed=None) -> Row:
+            locate_size: int = 64, out=None, rep=None, executor=None, on_seed=None, precision: str | None = None) -> Row:
     """The condition's Table 1 row over ``seeds`` (module doc)."""
     t0 = time.perf_counter()
     row = Row(str(scene.path), condition(scene.model), PAPER.get(condition(scene.model)), size, steps,
-              str(final), rule, locate_size, machine=machine())
+              str(final), rule, locate_size, precision or scene.video.precision, machine=machine())
     for seed in seeds:
-        row.seeds.append(measure_seed(scene, seed, steps, size, final, rule, locate_size, out, rep, executor))
+        row.seeds.append(measure_seed(scene, seed, steps, size, final, rule, locate_size, out, rep, executor, precision))
         if on_seed:
             on_seed(row.seeds[-1])
     row.seconds = time.perf_counter() - t0
