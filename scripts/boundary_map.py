@@ -62,7 +62,7 @@ def draw(panels: list[tuple], tile: int, dest: Path) -> None:
                   extent=(lo_x, lo_x + float(view.span), lo_y, lo_y + span_y))
         for b in found:
             ax.text(b["x"], b["y"], f"{b['dimension']:.2f}", color="red" if b["dimension"] > 1.1 else "tab:blue",
-                    ha="center", va="center", fontsize=7)
+                    ha="center", va="center", fontsize=8, fontweight="bold")
         ax.set_title(f"seed {seed}: centre ({float(view.center[0]):g}, {float(view.center[1]):g}) span {float(view.span):g}", fontsize=9)
         ax.set_xlabel("x (log10 lr0)", fontsize=8)
         ax.set_ylabel("y (log10 lr1)", fontsize=8)
