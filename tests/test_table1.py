@@ -71,6 +71,8 @@ def test_the_script_reads_seed_lists_and_refuses_bad_ones(capsys):
     assert "(--final)" in capsys.readouterr().err
     assert t1.main([str(ROOT / "keyframes" / "identity.toml"), "--precision", "half"]) == 2
     assert "(--precision)" in capsys.readouterr().err
+    assert t1.main([str(ROOT / "keyframes" / "identity.toml"), "--size", "64"]) == 2  # refused before training
+    assert capsys.readouterr().err.startswith("error: 64 px images are too small for both estimators (--size): use 65 px")
 
 
 def test_tile_dimensions_tell_a_smooth_block_from_a_rough_one():

@@ -31,6 +31,9 @@ import numpy as np
 from . import dimension, locate, path, render
 from .scene import Keyframe, Scene
 
+# The smallest image both estimators can read: fit's 4 box sizes up to 1/8 of the side
+SIZE_MIN = dimension.LARGEST_FRACTION * 2 ** (dimension.MIN_SIZES - 1) + 1
+
 # The paper's Table 1 (Sohl-Dickstein 2024), by condition
 PAPER = {
     "identity": 1.17,
@@ -199,6 +202,10 @@ def _per_level(res, n: int) -> list[float | None]:
 def measure(scene: Scene, seeds: list[int], steps: int, size: int, final: Decimal, rule: str = "busiest",
             locate_size: int = 64, out=None, rep=None, executor=None, on_seed=None, precision: str | None = None) -> Row:
     """The condition's Table 1 row over ``seeds`` (module doc)."""
+    from .errors import UserError
+
+    if size < SIZE_MIN:  # before any training: both estimators read every image
+        raise UserError(f"{size} px images are too small for both estimators", "--size", f"use {SIZE_MIN} px or more")
     t0 = time.perf_counter()
     row = Row(str(scene.path), condition(scene.model), PAPER.get(condition(scene.model)), size, steps,
               str(final), rule, locate_size, precision or scene.video.precision, machine=machine())
