@@ -82,15 +82,15 @@ def main(argv=None) -> int:
         print(json.dumps(d))
         return 0
     p, f = d["paper_estimator"], d["fit_estimator"]
-    print(f"{row.condition}: paper's value {row.paper_value}; paper's estimator median {_f(p and p['median'])} "
-          f"(seeds {_f(p and p['min'])}-{_f(p and p['max'])}); fit median {_f(f and f['median'])} "
-          f"(seeds {_f(f and f['min'])}-{_f(f and f['max'])}); {row.size} px, {row.steps} steps, final span {row.final}; "
+    print(f"{row.condition}: paper's value {_f(row.paper_value)}; paper's estimator median {_f(p['median'])} "
+          f"(seeds {_f(p['min'])}-{_f(p['max'])}); fit median {_f(f['median'])} "
+          f"(seeds {_f(f['min'])}-{_f(f['max'])}); {row.size} px, {row.steps} steps, final span {row.final}; "
           f"{row.seconds:.0f} s on {row.machine}")
     return 0
 
 
 def _f(x) -> str:
-    return "-" if x is None else f"{x:.3f}"
+    return "-" if x is None else f"{x:.2f}" if x == round(x, 2) else f"{x:.3f}"
 
 
 if __name__ == "__main__":

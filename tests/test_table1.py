@@ -3,6 +3,7 @@ and the block-by-block dimension map (scripts/boundary_map.py)."""
 
 import dataclasses
 import importlib.util
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from zoomreel import dimension as dm
 from zoomreel import path, scene, table1
+from zoomreel.errors import UserError
 from zoomreel.executor import Job, run_job
 
 ROOT = Path(__file__).parent.parent
@@ -73,6 +75,31 @@ def test_the_script_reads_seed_lists_and_refuses_bad_ones(capsys):
     assert "(--precision)" in capsys.readouterr().err
     assert t1.main([str(ROOT / "keyframes" / "identity.toml"), "--size", "64"]) == 2  # refused before training
     assert capsys.readouterr().err.startswith("error: 64 px images are too small for both estimators (--size): use 65 px")
+
+
+def test_a_row_needs_a_seed_and_images_both_estimators_can_read():
+    s = scene.load(ROOT / "keyframes" / "identity.toml")
+    for seeds, size, where in (([], 72, "--seeds"), ([0], 64, "--size")):
+        try:
+            table1.measure(s, seeds, steps=50, size=size, final=Decimal("0.5625"))
+        except UserError as e:
+            assert e.where == where
+        else:
+            raise AssertionError(f"measured {seeds} at {size} px")
+
+
+def test_the_script_prints_a_row_and_its_json(tmp_path, capsys):
+    t1 = _script("table1")
+    args = [str(ROOT / "keyframes" / "identity.toml"), "--size", "72", "--steps", "50", "--seeds", "0",
+            "--final", "0.5625", "--locate-size", "32", "--out", str(tmp_path)]
+    assert t1.main(args + ["--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["condition"] == "identity" and d["precision"] == "float64" and d["rule"] == "busiest"
+    assert [s["seed"] for s in d["seeds"]] == [0] and d["seeds"][0]["levels"] == 5
+    assert t1.main(args) == 0  # the same row again, read from the cache
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("seed 0: paper ")
+    assert out[-1].startswith(f"identity: paper's value 1.17; paper's estimator median {d['paper_estimator']['median']:.3f}")
 
 
 def test_tile_dimensions_tell_a_smooth_block_from_a_rough_one():

@@ -12,7 +12,8 @@ For each seed, with the file's model at that seed and step count:
 3. both estimators on the same images
    (:func:`zoomreel.dimension.measure_render`): the paper's (the median of all
    local slopes of all images) and ``fit`` (the median of each image's
-   least-squares dimension).
+   least-squares dimension). A sequence in which no image holds enough
+   boundary for an estimator stops the row with that estimator's error.
 
 The row is the seeds' values, their median and spread, and what it cost.
 """
@@ -69,8 +70,8 @@ class SeedRow:
     target: tuple[str, str]  # the located centre, exact
     levels: int  # images in the sequence
     spans: tuple[float, float]  # widest and final
-    paper: float | None  # the paper's estimator over the sequence
-    fit: float | None  # median of the images' fit dimensions
+    paper: float  # the paper's estimator over the sequence
+    fit: float  # median of the images' fit dimensions
     fitted: int  # images the fit estimator could fit
     boundary_pixels: tuple[int, int]  # fewest and most of any image
     per_level_paper: list[float | None]
@@ -95,21 +96,17 @@ class Row:
     machine: str = ""
     seconds: float = 0.0
 
-    def summary(self, key: str) -> dict | None:
-        vals = [getattr(s, key) for s in self.seeds if getattr(s, key) is not None]
-        if not vals:
-            return None
-        a = np.asarray(vals, dtype=np.float64)
+    def summary(self, key: str) -> dict:
+        """Median, mean and spread of the seeds' ``key`` ("paper" or "fit")."""
+        a = np.asarray([getattr(s, key) for s in self.seeds], dtype=np.float64)
         return {"median": float(np.median(a)), "mean": float(a.mean()), "std": float(a.std()),
-                "min": float(a.min()), "max": float(a.max()), "seeds": len(vals)}
+                "min": float(a.min()), "max": float(a.max()), "seeds": int(a.size)}
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["paper_estimator"] = self.summary("paper")
         d["fit_estimator"] = self.summary("fit")
-        d["difference"] = (
-            d["paper_estimator"]["median"] - self.paper_value if d["paper_estimator"] and self.paper_value is not None else None
-        )
+        d["difference"] = d["paper_estimator"]["median"] - self.paper_value if self.paper_value is not None else None
         return d
 
 
@@ -160,42 +157,28 @@ def measure_seed(scene: Scene, seed: int, steps: int, size: int, final: Decimal,
     t1 = time.perf_counter()
     plan = dimension.levels_plan(render.make_plan(seed_scene(scene, seed, steps, size, center, final, precision), False, out))
     idx = list(range(plan.n_frames))
-    pap = _measured(plan, idx, rep, executor, "paper")
-    fit = _measured(plan, idx, rep, executor, "fit")  # the same images, from the cache
-    src = pap or fit
-    px = [f.boundary_pixels for f in src.frames] if src else [0]
+    pap = dimension.measure_render(plan, idx, rep=rep, executor=executor, estimator="paper")
+    fit = dimension.measure_render(plan, idx, rep=rep, executor=executor, estimator="fit")  # the same images, cached
+    px = [f.boundary_pixels for f in pap.frames]
     return SeedRow(
         seed=seed,
         target=(str(center[0]), str(center[1])),
         levels=plan.n_frames,
         spans=(float(plan.view(0).span), float(plan.view(plan.n_frames - 1).span)),
-        paper=pap.summary["dimension"] if pap else None,
-        fit=fit.summary["dimension"] if fit else None,
-        fitted=fit.summary["fitted"] if fit else 0,
+        paper=pap.summary["dimension"],
+        fit=fit.summary["dimension"],
+        fitted=fit.summary["fitted"],
         boundary_pixels=(min(px), max(px)),
-        per_level_paper=_per_level(pap, plan.n_frames),
-        per_level_fit=_per_level(fit, plan.n_frames),
-        per_level_slopes=[f.fit.slopes if f.fit is not None else [] for f in pap.frames] if pap else [[]] * plan.n_frames,
+        per_level_paper=_per_level(pap),
+        per_level_fit=_per_level(fit),
+        per_level_slopes=[f.fit.slopes if f.fit is not None else [] for f in pap.frames],
         locate_seconds=t1 - t0,
         seconds=time.perf_counter() - t0,
     )
 
 
-def _measured(plan, idx, rep, executor, estimator):
-    """measure_render, or None when no image of the sequence holds enough boundary."""
-    from .errors import UserError
-
-    try:
-        return dimension.measure_render(plan, idx, rep=rep, executor=executor, estimator=estimator)
-    except UserError as e:
-        if "too few boundary pixels" in e.what:
-            return None
-        raise
-
-
-def _per_level(res, n: int) -> list[float | None]:
-    if res is None:
-        return [None] * n
+def _per_level(res) -> list[float | None]:
+    """Each image's own dimension, None where it was skipped (too little boundary)."""
     return [f.fit.dimension if f.fit is not None else None for f in res.frames]
 
 
@@ -206,6 +189,8 @@ def measure(scene: Scene, seeds: list[int], steps: int, size: int, final: Decima
 
     if size < SIZE_MIN:  # before any training: both estimators read every image
         raise UserError(f"{size} px images are too small for both estimators", "--size", f"use {SIZE_MIN} px or more")
+    if not seeds:
+        raise UserError("no seeds to measure", "--seeds", "give at least one seed, e.g. 0-4")
     t0 = time.perf_counter()
     row = Row(str(scene.path), condition(scene.model), PAPER.get(condition(scene.model)), size, steps,
               str(final), rule, locate_size, precision or scene.video.precision, machine=machine())
