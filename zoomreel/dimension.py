@@ -187,6 +187,26 @@ def paper_dimension(images: list[PaperSlopes]) -> float:
     return float(np.median(np.concatenate([np.asarray(p.slopes) for p in images])))
 
 
+def tile_dimensions(edge: np.ndarray, tile: int, estimator: str = "paper", min_cells: int = MIN_BOUNDARY) -> np.ndarray:
+    """Each whole ``tile`` x ``tile`` block's dimension of an edge mask, by
+    ``estimator`` ("paper": the median of its local slopes; "fit"), NaN where
+    a block holds fewer than ``min_cells`` edge cells or cannot be fitted.
+    Block (i, j) covers rows i*tile.. and columns j*tile.. of the mask."""
+    edge = np.asarray(edge, dtype=bool)
+    rows, cols = edge.shape[0] // tile, edge.shape[1] // tile
+    out = np.full((rows, cols), np.nan)
+    for i in range(rows):
+        for j in range(cols):
+            block = edge[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile]
+            if block.sum() < min_cells:
+                continue
+            try:
+                out[i, j] = (paper(block) if estimator == "paper" else fit(block)).dimension
+            except TooFewBoundaryPixels:
+                pass
+    return out
+
+
 def summarize(dims: list[float]) -> dict:
     """Median and spread of per-frame dimensions."""
     a = np.asarray(dims, dtype=np.float64)

@@ -65,13 +65,16 @@ def pick(raw: np.ndarray, window: int = 5, rule: str = "balanced") -> tuple[int,
 
 
 def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10, size: int = 48,
-           on_level=None, rule: str = "balanced") -> list[Level]:
+           on_level=None, rule: str = "balanced", mode: str = "auto") -> list[Level]:
+    """Zoom by ``factor`` into the pixel ``rule`` picks until the span is at
+    most ``depth_span``; each level trained in the precision ``mode``
+    decides (auto, or an arithmetic's name)."""
     from .render import train_view
 
     levels = []
     view = path.View(start.center, start.span, (size, size))
     while True:
-        d, probe = precision.decide_and_probe(model, view)
+        d, probe = precision.decide_and_probe(model, view, mode)
         raw = train_view(model, view, d.dtype, known=probe)
         levels.append(Level(view, float(np.mean(raw < 0)), d.dtype, d.resolved))
         if on_level:
