@@ -48,7 +48,7 @@ def draw(panels: list[tuple], tile: int, dest: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoomreel import atomic, dimension
+    from zoomreel import dimension
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), dpi=80, squeeze=False)
     for ax, (view, raw, found, seed) in zip(axes[0], panels):
@@ -68,12 +68,7 @@ def draw(panels: list[tuple], tile: int, dest: Path) -> None:
         ax.set_ylabel("y (log10 lr1)", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle(f"boundary and its dimension per {tile} px block", fontsize=10)
-    fig.tight_layout()
-    try:
-        with atomic.replacing(dest) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
+    dimension.save_png(fig, dest)
 
 
 def main(argv=None) -> int:

@@ -398,6 +398,13 @@ def plot(result: RenderDimension, dest: Path) -> None:
     ax2.legend()
     W, H = result.size
     fig.suptitle(f"{Path(result.file).name}: {W}x{H}, {result.steps} steps{' (draft)' if result.draft else ''}")
+    save_png(fig, dest)
+
+
+def save_png(fig, dest: Path) -> None:
+    """Write a Matplotlib figure to ``dest`` as a PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     try:
         with atomic.replacing(dest) as tmp:
