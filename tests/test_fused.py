@@ -5,6 +5,7 @@ On a GPU the same kernel runs natively here, and tests/test_science.py holds it
 to every test the XLA step passes.
 """
 
+import dataclasses
 from decimal import Decimal
 
 import numpy as np
@@ -157,6 +158,8 @@ def test_the_kernel_lowers_to_triton_for_cuda(dtype):
 
 def test_the_kernel_is_chosen_on_gpus_it_fits(monkeypatch):
     f = formulation.get("network", "fused")
+    monkeypatch.setattr(f, "_checks", {})
+    monkeypatch.setattr(fused, "check", lambda model, dtype: None)  # as on a GPU where it compiles right
     assert f.tag and f.tag != formulation.get("network", "xla").tag  # frames keyed apart
     assert f.applies("gpu", Model()) and f.applies("gpu", Model(width=32))
     assert not f.applies("gpu", Model(width=12)) and not f.applies("cpu", Model())
@@ -189,3 +192,91 @@ def test_frames_of_the_two_kernels_are_keyed_apart(write_scene, tmp_path, monkey
     assert render.info(fused)["cached"] == 0  # nothing the XLA step trained counts for the kernel
     job = render.FrameUnits(fused, fused.cache).job(0, False)
     assert job.kernel == "fused" and job.decision is None  # the XLA step's decision is not reused either
+
+
+def test_the_check_passes_a_working_kernel_and_catches_a_broken_one(monkeypatch):
+    """Before a GPU trains any frame with the kernel, it compares the kernel
+    with the XLA step on 16 pixels (here in interpret mode): a kernel that
+    computes something else, or fails to compile, does not pass."""
+    import jax
+
+    from zoomreel.engine import scheduler
+
+    model = Model(nonlinearity="tanh", batch=16, steps=25, seed=5)
+    for dtype in ("float32", "float64"):
+        assert fused.check(model, dtype) is None, dtype
+    monkeypatch.setattr(fused._OnChip, "tanh", staticmethod(lambda u: 0.9 * jax.numpy.tanh(u)))
+    scheduler.shard_fn.cache_clear()
+    why = fused.check(dataclasses.replace(model, seed=6), "float64")
+    assert why is not None and "differ from the XLA step" in why, why
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("ptxas fatal: Value 'sm_90a' is not defined\nmore lines")
+
+    monkeypatch.setattr(fused, "build_fused_segment", no_compiler)
+    scheduler.shard_fn.cache_clear()
+    assert fused.check(dataclasses.replace(model, seed=7), "float32") == "RuntimeError: ptxas fatal: Value 'sm_90a' is not defined"
+    scheduler.shard_fn.cache_clear()
+
+
+def test_a_gpu_where_the_kernel_fails_its_check_trains_with_the_xla_step(monkeypatch, capsys):
+    f = formulation.get("network", "fused")
+    monkeypatch.setattr(f, "_checks", {})
+    monkeypatch.delenv(formulation.KERNEL_ENV, raising=False)
+    calls = []
+
+    def failing(model, dtype):
+        calls.append((model, dtype))
+        return "RuntimeError: ptxas fatal"
+
+    monkeypatch.setattr(fused, "check", failing)
+    assert formulation.choose(Model(steps=100), "gpu").impl == "xla"
+    assert formulation.choose(Model(steps=200), "gpu").impl == "xla"  # checked once per condition
+    assert len(calls) == 1 and calls[0][0].steps == engine.SEGMENT_STEPS
+    err = capsys.readouterr().err
+    assert err.count("warning: the fused kernel failed its check on this machine (RuntimeError: ptxas fatal)") == 1
+    # forced on that GPU: one clear line, before anything is trained
+    monkeypatch.setattr(fused, "native", lambda platform, model: True)
+    with pytest.raises(UserError, match="failed its check on this GPU: RuntimeError: ptxas fatal"):
+        f.segment(Model(steps=100), engine.FLOAT32, 8, engine.SEGMENT_STEPS, True)
+    # another condition is checked on its own, both arithmetics
+    calls.clear()
+    monkeypatch.setattr(fused, "check", lambda model, dtype: calls.append(dtype))
+    assert formulation.choose(Model(nonlinearity="relu"), "gpu").impl == "fused"
+    assert calls == ["float32", "float64"]
+
+
+def test_dd_under_the_fused_kernel_is_the_xla_step(monkeypatch):
+    """The kernel has float32 and float64 only: forced, a dd view trains with
+    the XLA step, bit for bit, and says so."""
+    model = Model(steps=25)
+    # dd's host form: (hi, lo) pairs
+    hx, hy = (np.stack([10.0 ** np.array(e), np.zeros(4)], 1) for e in ([0.0, 1.0, 2.0, 3.0], [0.5, 1.5, 2.5, 3.5]))
+    got = engine.train(model, hx, hy, "dd", impl="fused").values
+    want = engine.train(model, hx, hy, "dd", impl="xla").values
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.setenv(formulation.KERNEL_ENV, "fused")
+    assert engine.describe_kernel(model, "dd") == "xla (the fused kernel has no dd)"
+    assert engine.describe_kernel(model, "float32").startswith("fused (Pallas interpret mode")
+
+
+def test_the_cli_names_the_kernel_that_trains(write_scene, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    p = write_scene(steps=20)
+
+    def cli(*args, kernel=None):
+        env = {k: v for k, v in os.environ.items() if k != formulation.KERNEL_ENV}
+        if kernel:
+            env[formulation.KERNEL_ENV] = kernel
+        r = subprocess.run([sys.executable, "-m", "zoomreel", *args], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert cli("frame", p, "--precision", "float32").rstrip().endswith("kernel xla")
+    out = cli("frame", p, "--precision", "float32", kernel="fused")
+    assert out.rstrip().endswith("kernel fused (Pallas interpret mode: slow, for checking)")
+    assert json.loads(cli("info", p, "--json", "--out", tmp_path / "o", kernel="fused"))["kernel"].startswith("fused")

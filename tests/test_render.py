@@ -8,10 +8,9 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from zoomreel import color, encode, render, scene
-from zoomreel.cache import Cache, frame_key
+from zoomreel.cache import frame_key
 
 CLI = [sys.executable, "-m", "zoomreel"]
 

@@ -145,7 +145,7 @@ def frame(
 
             img = color.colorize(res.raw, None, s.video.palette)
             _write(png, lambda f: Image.fromarray(img).save(f, format="PNG"))
-        print(render.frame_summary(t, res, s.model.steps))
+        print(render.frame_summary(t, res, s.model))
 
     _run(go)
 
@@ -322,7 +322,7 @@ def info_cmd(
         for w in d["warnings"]:
             print(printable(f"warning: {w}"), file=sys.stderr)
         out.print(f"[bold]{escape(printable(s.title))}[/bold]  {escape(printable(d['file']))}", soft_wrap=True)
-        out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps")
+        out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps, kernel {d['kernel']}")
         out.print(f"zoom: span {d['span_first']:.3g} -> {d['span_last']:.3g} ({d['decades']:.1f} decades)")
         damaged = f"  ({d['damaged']} records failed verification; render redoes them)" if d["damaged"] else ""
         if d["mode"] == "pyramid":

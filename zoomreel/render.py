@@ -125,13 +125,15 @@ def single_frame_plan(scene: Scene, t: Decimal, out: Path | None = None) -> Plan
 # One frame
 
 
-def frame_summary(t: Decimal, res: FrameResult, steps: int) -> str:
+def frame_summary(t: Decimal, res: FrameResult, model) -> str:
+    from . import engine
+
     W, H = res.view.size
-    rate = W * H * steps / max(res.seconds, 1e-9)
+    rate = W * H * model.steps / max(res.seconds, 1e-9)
     d = res.decision
     return (
         f"t={t}s {res.view.describe()} size {W}x{H} {d.dtype} resolved {d.resolved:.1%} "
-        f"{res.seconds:.2f} s {rate:.3g} pixel-steps/s"
+        f"{res.seconds:.2f} s {rate:.3g} pixel-steps/s, kernel {engine.describe_kernel(model, d.dtype)}"
     )
 
 
@@ -399,6 +401,8 @@ def info(plan: Plan) -> dict:
 
     For the mode in effect: the frames (or tiles) to train, how many are
     cached, and the pixel-steps they take."""
+    from . import engine
+
     if plan.video_mode == "pyramid":
         units, ids = tile_units(plan), plan.tiles()
     else:
@@ -431,6 +435,7 @@ def info(plan: Plan) -> dict:
         "fps": plan.fps,
         "size": list(plan.size),
         "steps": plan.scene.model.steps,
+        "kernel": engine.describe_kernel(plan.scene.model, impl=plan.kernel),
         "precision_mode": plan.mode,
         "precision": counts,
         "pixel_steps": total_steps,

@@ -43,9 +43,19 @@ from .scheduler import Counts, train_group
 __all__ = [
     "DD", "ENGINE_VERSION", "FLOAT32", "FLOAT64", "LADDER", "LAST", "MANDELBROT_ESCAPE", "RETIRE_V",
     "SEGMENT_STEPS", "V_CAP", "Draws", "Formulation", "TrainResult", "arithmetic", "choose",
-    "compile_cache_dir", "configure", "default_chunk", "device_name", "draws", "implementation",
+    "compile_cache_dir", "configure", "default_chunk", "describe_kernel", "device_name", "draws", "implementation",
     "implementations", "mandelbrot_measure", "network_measure", "register", "train",
 ]
+
+
+def describe_kernel(model: Model, dtype: str | None = None, impl: str | None = None) -> str:
+    """The implementation :func:`train` would use for ``model`` (in ``dtype``)
+    here, as the front ends name it to the user ("xla", "fused", ...)."""
+    config.ensure()
+    import jax
+
+    platform = jax.devices()[0].platform
+    return choose(model, platform, impl).describe(platform, model, dtype)
 
 
 @dataclass(frozen=True)

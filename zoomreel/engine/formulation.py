@@ -49,6 +49,11 @@ class Formulation:
         """Whether :func:`choose` picks this implementation by default there."""
         return True
 
+    def describe(self, platform: str, model, dtype: str | None = None) -> str:
+        """How this implementation trains ``model`` there (in ``dtype``), in a
+        few words: its name by default."""
+        return self.impl
+
     def consts(self, model, A) -> tuple:
         return ()
 

@@ -30,7 +30,12 @@ backend is built around Hopper's tensor-core and TMA instructions and has no
 float64, so it could serve only half the arithmetics. Triton through Pallas
 needs nothing besides jaxlib's CUDA plugin (jax-triton needs the triton
 package and a compiler at run time). The backend is chosen explicitly (Triton
-compiler parameters), which both JAX 0.10 and 0.11 honour.
+compiler parameters), which both JAX 0.10 and 0.11 honour; 0.11 deprecates
+it, and when it goes the body moves to jax-triton or to Mosaic GPU.
+
+A GPU checks the kernel against the XLA step before it trains a frame with
+it (:func:`check`, once per condition and process); where the check fails,
+the XLA step trains.
 
 On a CPU there is no Triton: ``ZOOMREEL_KERNEL=fused`` runs the same kernel
 in Pallas's interpret mode, slowly, to check it. The minibatch rows of a step
@@ -40,7 +45,10 @@ step of any batch is one pass over all the points.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import functools
+import sys
 
 import numpy as np
 
@@ -50,6 +58,7 @@ from jax import lax
 
 from ..errors import UserError
 from .formulation import KERNEL_ENV, Segment, register
+from .devices import SEGMENT_STEPS
 from .network import RETIRE_V, NetworkState, NetworkXLA, build_segment, constants, phi
 
 TILE = 16  # points per tile: the smallest side a Triton product takes
@@ -284,6 +293,46 @@ def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool,
     return segment
 
 
+# What a kernel that works gives against the XLA step on the check's grid is
+# rounding (medians measured on such grids: float32 6.4e-8, float64 1.5e-16);
+# a kernel the GPU's compiler got wrong gives garbage, NaN or nothing. These
+# bounds are far from both.
+CHECK_MEDIAN_REL = {"float32": 1e-4, "float64": 1e-10}
+_checking: contextvars.ContextVar[bool] = contextvars.ContextVar("zoomreel_fused_check", default=False)
+
+
+def check(model, dtype: str) -> str | None:
+    """Train 16 pixels of ``model`` over both phases for one segment with the
+    kernel and with the XLA step: None if they agree to rounding, else what
+    went wrong, in one line (an exception while compiling or running counts).
+
+    Natively on a GPU, in interpret mode elsewhere. The GPU's compiler is the
+    one part of the kernel no CPU can check; this is how a GPU checks it
+    before any frame depends on it.
+    """
+    from . import train  # the engine's entry point (this module is part of the engine)
+
+    m = dataclasses.replace(model, steps=SEGMENT_STEPS)
+    xs, ys = (np.linspace(-2, 2, 4), np.linspace(-1, 3, 4)) if m.plane == "init-lr" else (np.linspace(-1, 4, 4),) * 2
+    hx, hy = (10.0 ** a.ravel() for a in np.meshgrid(xs, ys))
+    token = _checking.set(True)
+    try:
+        got = train(m, hx, hy, dtype, impl="fused").values
+        want = train(m, hx, hy, dtype, impl="xla").values
+    except Exception as e:  # noqa: BLE001  (anything the compiler or the device raises)
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        return f"{type(e).__name__}: {first}"
+    finally:
+        _checking.reset(token)
+    with np.errstate(all="ignore"):
+        rel = np.abs(got - want) / np.abs(want)
+    same = np.mean(np.sign(got) == np.sign(want))
+    if not np.isfinite(got).all() or same < 15 / 16 or not np.median(rel) <= CHECK_MEDIAN_REL[dtype]:
+        return (f"{dtype} values differ from the XLA step's: same class for {same:.0%} of 16 pixels, "
+                f"median relative difference {np.median(rel):.2g}")
+    return None
+
+
 class NetworkFused(NetworkXLA):
     """The network formulation trained by :func:`build_fused_segment`.
 
@@ -296,17 +345,53 @@ class NetworkFused(NetworkXLA):
     impl = "fused"
     tag = "fused1"  # in cache keys: values differ from the XLA step's by rounding
 
+    def __init__(self):
+        self._checks: dict = {}  # condition -> None (passed) or what failed
+
     def applies(self, platform, model):
-        return platform == "gpu" and available() and fits(model)
+        return platform == "gpu" and available() and fits(model) and self.failed(model) is None
+
+    def failed(self, model) -> str | None:
+        """Why the kernel can't train ``model`` on this machine, or None.
+
+        On first use of a condition (its nonlinearity, data, batch and plane)
+        in a process, :func:`check` runs for float32 and float64. Where it
+        fails, the XLA step trains every frame (a warning says why once) and
+        forcing the kernel is a clear error; nothing trained by a kernel that
+        failed its check reaches a frame.
+        """
+        key = dataclasses.replace(model, steps=SEGMENT_STEPS)
+        if key not in self._checks:
+            why = check(key, "float32") or check(key, "float64")
+            self._checks[key] = why
+            if why is not None:
+                print(f"warning: the fused kernel failed its check on this machine ({why}); "
+                      f"the XLA step trains instead (set {KERNEL_ENV}=xla to skip the check)", file=sys.stderr)
+        return self._checks[key]
+
+    def describe(self, platform, model, dtype=None):
+        if dtype not in (None, "float32", "float64"):
+            return f"xla (the fused kernel has no {dtype})"
+        return "fused" if native(platform, model) else "fused (Pallas interpret mode: slow, for checking)"
 
     def segment(self, model, A, B, seg, stop):
         if not available():
             raise UserError("this JAX has no Pallas Triton backend for the fused kernel", KERNEL_ENV,
                             "use ZOOMREEL_KERNEL=xla, or a JAX with Pallas (0.10 or 0.11)")
-        if getattr(A, "dtype", None) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        if A.name not in ("float32", "float64"):  # dd: its parts are float64, but it is no float64
             return build_segment(model, A, B, seg, stop)
-        interpret = not (jax.devices()[0].platform == "gpu" and fits(model))
-        return build_fused_segment(model, A, B, seg, stop, interpret)
+        platform = jax.devices()[0].platform
+        if native(platform, model) and not _checking.get():  # forced, or chosen after its check
+            why = self.failed(model)
+            if why is not None:
+                raise UserError(f"the fused kernel failed its check on this GPU: {why}", KERNEL_ENV,
+                                "use ZOOMREEL_KERNEL=xla (or leave it unset: the XLA step is then the default here)")
+        return build_fused_segment(model, A, B, seg, stop, interpret=not native(platform, model))
+
+
+def native(platform: str, model) -> bool:
+    """Whether the kernel compiles for the device (else it runs in interpret mode)."""
+    return platform == "gpu" and fits(model)
 
 
 FUSED = register(NetworkFused(), preferred=True)
