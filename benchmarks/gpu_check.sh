@@ -16,12 +16,14 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=c
 "$PY" -c "import jax, numpy; print('jax', jax.__version__, 'numpy', numpy.__version__, jax.devices())"
 # 1. compile and run the kernel natively on a few pixels, against the XLA step
 kernels=xla
-if run smoke 60 "$PY" - <<'PY'
+if run smoke 90 "$PY" - <<'PY'
 import time, numpy as np
 from zoomreel import engine
 from zoomreel.model import Model
 engine.configure()
-print("chosen by default:", engine.implementation(Model()).impl)
+t = time.perf_counter(); print("chosen by default:", engine.describe_kernel(Model()), f"(its check on this GPU: {time.perf_counter() - t:.1f} s)")
+from zoomreel.engine import fused
+fused._checking.set(True)  # below, the kernel itself, unchecked: a failure shows its whole traceback
 hx = 10.0 ** np.repeat(np.linspace(-1, 4, 8), 8); hy = 10.0 ** np.tile(np.linspace(-1, 4, 8), 8)
 for m, dt in ((Model(steps=25), "float32"), (Model(steps=25), "float64"), (Model(batch=16, steps=25), "float32")):
     t = time.perf_counter(); f = engine.train(m, hx, hy, dt, impl="fused").values; t = time.perf_counter() - t
@@ -30,11 +32,11 @@ for m, dt in ((Model(steps=25), "float32"), (Model(steps=25), "float64"), (Model
     print(f"batch={m.batch} {dt}: first call (compiles) {t:.1f} s; same class {np.mean((f < 0) == (x < 0)):.3f}, median rel {np.median(rel):.2g}, max {rel.max():.2g}")
 PY
 then kernels=xla,fused; fi
-# 2. the fused kernel's tests, then the science tests with it, natively (each
-#    test compiles its own kernels; the time limit may cut the last ones: -vv
-#    logs each result as it comes)
-[[ $kernels == *fused* ]] && run tests 100 "$PY" -m pytest -vv -p no:cacheprovider tests/test_fused.py tests/test_science.py -k "test_fused or fused]"
-# 3. the issue's benchmark, both kernels, and a 1920x1080 frame of 500 steps with the fused one
+# 2. the issue's benchmark, both kernels, and a 1920x1080 frame of 500 steps with the fused one
 hd=""; [[ $kernels == *fused* ]] && hd="--hd fused"
-run bench $((295 - (SECONDS - start))) "$PY" benchmarks/bench_engine.py --size ${SIZE:-512} --steps ${STEPS:-500} --repeats 1 --no-frame --no-baseline --kernels $kernels $hd
+run bench 150 "$PY" benchmarks/bench_engine.py --size ${SIZE:-512} --steps ${STEPS:-500} --repeats 1 --no-frame --no-baseline --kernels $kernels $hd
+# 3. with the time left, the fused kernel's tests, then the science tests with
+#    it, natively (each test compiles its own kernels; the limit may cut the
+#    last ones: -vv logs each result as it comes)
+[[ $kernels == *fused* ]] && run tests $((295 - (SECONDS - start))) "$PY" -m pytest -vv -p no:cacheprovider tests/test_fused.py tests/test_science.py -k "test_fused or fused]"
 echo "=== total $((SECONDS - start)) s"
