@@ -26,8 +26,9 @@ dimension 16) and have to run in true float32 or float64, so they run on the
 CUDA cores' fused multiply-adds, not on tensor cores; that is what Triton
 generates for a full-precision ``dot``, and Triton also compiles float64
 (products included) on every NVIDIA GPU since Ampere. Pallas's Mosaic GPU
-backend is built around Hopper's tensor-core and TMA instructions and has no
-float64, so it could serve only half the arithmetics. Triton through Pallas
+backend's products are Hopper's WGMMA instructions, which have no float64
+form and no exact float32 one (tf32 at most): every product would have to
+be written out element by element in its warpgroup layouts. Triton through Pallas
 needs nothing besides jaxlib's CUDA plugin (jax-triton needs the triton
 package and a compiler at run time). The backend is chosen explicitly (Triton
 compiler parameters), which both JAX 0.10 and 0.11 honour; 0.11 deprecates
@@ -354,13 +355,14 @@ class NetworkFused(NetworkXLA):
     def failed(self, model) -> str | None:
         """Why the kernel can't train ``model`` on this machine, or None.
 
-        On first use of a condition (its nonlinearity, data, batch and plane)
-        in a process, :func:`check` runs for float32 and float64. Where it
+        On first use of a condition (its nonlinearity, width, data, batch and
+        plane; not its seed or steps) in a process, :func:`check` runs for
+        float32 and float64. Where it
         fails, the XLA step trains every frame (a warning says why once) and
         forcing the kernel is a clear error; nothing trained by a kernel that
         failed its check reaches a frame.
         """
-        key = dataclasses.replace(model, steps=SEGMENT_STEPS)
+        key = dataclasses.replace(model, steps=SEGMENT_STEPS, seed=0)  # what the compiled kernel depends on
         if key not in self._checks:
             why = check(key, "float32") or check(key, "float64")
             self._checks[key] = why
