@@ -268,9 +268,23 @@ def opaque(x):
     operand is one (jax 0.10.2 on the CPU; ``tests/test_dd.py`` checks it).
     An optimisation barrier keeps the constant's value out of sight.
     """
-    if isinstance(x, jax.core.Tracer):
+    if isinstance(x, _TRACER):
         return x
     return lax.optimization_barrier(_f64(x))
+
+
+def _tracer_type() -> type:
+    """JAX's class of traced values: ``jax.core.Tracer`` (public up to JAX 0.10
+    at least), else where JAX keeps it, should a later release drop the alias."""
+    public = getattr(jax.core, "Tracer", None)
+    if public is not None:
+        return public
+    from jax._src import core
+
+    return core.Tracer
+
+
+_TRACER = _tracer_type()
 
 
 def _opaque(a: "DD") -> "DD":
