@@ -14,6 +14,7 @@ One room per concern:
 - :mod:`.formulation`: the seam: one object per model kind and implementation;
 - :mod:`.network`, :mod:`.mandelbrot`: the formulations;
 - :mod:`.fused`: the network's training segment as one GPU kernel (Pallas);
+- :mod:`.gpucode`: that kernel compiled for a GPU on any machine (a check, not a stage);
 - :mod:`.layout`: the row layout of a device's pixels;
 - :mod:`.devices`: the device policy (chunk, group and segment sizes);
 - :mod:`.scheduler`: groups, chunks, segments and retirement.

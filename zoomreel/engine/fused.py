@@ -7,8 +7,10 @@ block of pixels for a whole segment in one launch:
 
 - each pixel's W0 and W1 stay in registers from the first step of the segment
   to the last (they are read once and written once per segment);
-- the inputs X and labels Y are read once per segment, in tiles of
-  :data:`TILE` points, and kept on the chip;
+- the inputs X and labels Y (the same for every block) are read from
+  memory once and then served to every step by the chip's caches, in tiles
+  of :data:`TILE` points (held in registers instead, they spill: see
+  :func:`build_fused_segment`);
 - a step is one pass over the tiles: the forward product, the nonlinearity,
   the output, the residual and both gradient products of a tile are done
   before the next tile, so no activation leaves the chip;
@@ -133,7 +135,7 @@ def pairwise_lanes(acc):
     return acc.reshape(Bb)
 
 
-def _kernel(model, A, Bb: int, seg: int, stop: bool, masked: bool, unrolled: bool):
+def _kernel(model, A, Bb: int, seg: int, stop: bool, masked: bool):
     """The kernel body for one block of Bb pixels and one segment."""
     n = model.width
     nl = model.nonlinearity
@@ -158,9 +160,6 @@ def _kernel(model, A, Bb: int, seg: int, stop: bool, masked: bool, unrolled: boo
             x_ref, y_ref, lr0_ref, lr1_ref, w0_ref, w1_ref, l0_ref, *outs = refs
             m_ref = None
         w0_out, w1_out, loss_out, l0_out, ran_out = outs
-        if unrolled:  # read once per segment, kept on the chip for every step
-            xs = [x_ref[pl.ds(i * TILE, TILE), :] for i in range(tiles)]  # (TILE, n), already / sqrt(n)
-            ys = [y_ref[pl.ds(i * TILE, TILE)] for i in range(tiles)]  # (TILE,)
         lr0 = lr0_ref[...][:, None]  # (Bb*n, 1): pixel b's lr0 on its n rows
         lr1 = lr1_ref[...][:, None]  # (Bb, 1)
 
@@ -189,15 +188,12 @@ def _kernel(model, A, Bb: int, seg: int, stop: bool, masked: bool, unrolled: boo
         def one_step(c):
             t, w0r, w1, l0, _ = c
             acc = (jnp.zeros((Bb, TILE), w1.dtype), jnp.zeros(w0r.shape, w0r.dtype), jnp.zeros(w1.shape, w1.dtype))
-            if unrolled:
-                for i in range(tiles):  # one pass over the points
-                    acc = one_tile(t, i, xs[i], ys[i], w0r, w1, acc)
-            else:  # the same pass, the tiles read from X as they come (interpret mode compiles it faster)
-                def tile(i, acc):
-                    x, y = x_ref[pl.ds(i * TILE, TILE), :], y_ref[pl.ds(i * TILE, TILE)]
-                    return one_tile(t, i, x, y, w0r, w1, acc)
 
-                acc = lax.fori_loop(0, tiles, tile, acc)
+            def tile(i, acc):  # one pass over the points, a tile of X (already / sqrt(n)) and Y at a time
+                x, y = x_ref[pl.ds(i * TILE, TILE), :], y_ref[pl.ds(i * TILE, TILE)]
+                return one_tile(t, i, x, y, w0r, w1, acc)
+
+            acc = lax.fori_loop(0, tiles, tile, acc)
             lanes, dw0, dw1 = acc
             loss = pairwise_lanes(lanes) / points
             w0r = w0r - lr0 * dw0
@@ -223,17 +219,17 @@ def _kernel(model, A, Bb: int, seg: int, stop: bool, masked: bool, unrolled: boo
     return kernel
 
 
-def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool, unrolled: bool | None = None):
+def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool):
     """One chunk's segment function, as :func:`~.network.build_segment`'s.
 
-    ``unrolled`` (default: not ``interpret``): the pass over the tiles written
-    out tile by tile, X and Y held from the first step to the last; else a
-    loop over the tiles that reads each tile of X and Y as it comes. Both do
-    the same operations in the same order (the suite checks they give the
-    same bits); the loop compiles in a fraction of the time in interpret mode.
+    Each step loops over the tiles of X and Y, reading each as it comes.
+    X and Y (17 KB in float32 for 272 points) are the same for every block, so
+    after the first read they come from the L1 and L2 caches, not from memory.
+    Holding all 17 tiles in registers for the segment instead (the pass written
+    out tile by tile) was measured compiled for an H100 (:mod:`.gpucode`):
+    10.7 KB (float32) and 5.8 KB (float64) of each thread's registers spilled to
+    local memory, which is backed by device memory; looped, nothing spills.
     """
-    if unrolled is None:
-        unrolled = not interpret
     n = model.width
     points = model.n_points
     P = padded_points(points)
@@ -243,7 +239,7 @@ def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool,
     K = constants(model, A)
     pl, pltriton = pallas()
     call = pl.pallas_call(
-        _kernel(model, A, Bb, seg, stop, masked, unrolled),
+        _kernel(model, A, Bb, seg, stop, masked),
         grid=(B // Bb,),
         in_specs=[
             pl.BlockSpec((P, n), lambda i: (0, 0)),  # X / sqrt(n), every block
