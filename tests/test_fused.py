@@ -6,6 +6,7 @@ to every test the XLA step passes.
 """
 
 import dataclasses
+import sys
 from decimal import Decimal
 
 import numpy as np
@@ -18,6 +19,8 @@ from zoomreel.errors import UserError
 from zoomreel.model import Model
 
 CONDITIONS = ref.conditions(25)
+PLATFORM = __import__("jax").devices()[0].platform
+FUSED_HERE = "fused" if PLATFORM == "gpu" else "fused (Pallas interpret mode: slow, for checking)"
 
 # Median over a grid of |fused - xla| / |xla|. Measured on these grids
 # (2026-11-30, development CPU, interpret mode), the largest median over the six
@@ -111,6 +114,7 @@ def test_a_block_that_blows_up_stops_and_retires():
     np.testing.assert_array_equal(res.values, full)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the triton package has Linux wheels only")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_kernel_compiles_for_an_h100_in_full_precision_without_spilling(dtype):
     """Every condition's segment lowers, on this machine, to one Triton kernel
@@ -126,10 +130,11 @@ def test_the_kernel_compiles_for_an_h100_in_full_precision_without_spilling(dtyp
         hlo, ttir = gpucode.lower_for_cuda(model, dtype)
         assert hlo.count("__gpu$xla.gpu.triton") == 1, model
         code = gpucode.compile_cuda(ttir, cc=90)
-        assert code.registers <= 255 and code.stack <= 64, (model, code.registers, code.stack)
+        assert code.stack <= 64, (model, code.registers, code.stack)
         mix = code.hottest_loop_mix()
         if dtype == "float32":
-            assert mix["FFMA"] >= 500 and not {"HMMA", "HGMMA"} & set(mix), (model, mix.most_common(6))
+            assert not {"HMMA", "HGMMA"} & {op for _, op, _ in code.sass}, model  # no tf32 anywhere
+            assert mix["FFMA"] >= 500, (model, mix.most_common(6))
         else:
             assert mix["DFMA"] + 64 * mix["DMMA"] >= 500 and mix["FFMA"] <= 8, (model, mix.most_common(6))
         assert sum(mix.values()) < 4000, model  # one tile's pass, 700 to 2300 instructions
@@ -138,6 +143,7 @@ def test_the_kernel_compiles_for_an_h100_in_full_precision_without_spilling(dtyp
 def test_the_kernel_is_chosen_on_gpus_it_fits(monkeypatch):
     f = formulation.get("network", "fused")
     monkeypatch.setattr(f, "_checks", {})
+    monkeypatch.setattr(f, "_warned", set())
     monkeypatch.setattr(fused, "check", lambda model, dtype: None)  # as on a GPU where it compiles right
     assert f.tag and f.tag != formulation.get("network", "xla").tag  # frames keyed apart
     assert f.applies("gpu", Model()) and f.applies("gpu", Model(width=32))
@@ -201,6 +207,7 @@ def test_the_check_passes_a_working_kernel_and_catches_a_broken_one(monkeypatch)
 def test_a_gpu_where_the_kernel_fails_its_check_trains_with_the_xla_step(monkeypatch, capsys):
     f = formulation.get("network", "fused")
     monkeypatch.setattr(f, "_checks", {})
+    monkeypatch.setattr(f, "_warned", set())
     monkeypatch.delenv(formulation.KERNEL_ENV, raising=False)
     calls = []
 
@@ -214,10 +221,17 @@ def test_a_gpu_where_the_kernel_fails_its_check_trains_with_the_xla_step(monkeyp
     assert len(calls) == 1 and calls[0][0].steps == engine.SEGMENT_STEPS
     err = capsys.readouterr().err
     assert err.count("warning: the fused kernel failed its check on this machine (RuntimeError: ptxas fatal)") == 1
-    # forced on that GPU: one clear line, before anything is trained
+    # forced on that GPU: one clear line (and no warning that the XLA step takes over), before anything is trained
     monkeypatch.setattr(fused, "native", lambda platform, model: True)
+    from zoomreel.engine import scheduler
+
+    engine.train(Model(steps=2), np.ones(2), np.ones(2), "float32", impl="xla")
+    assert scheduler.shard_fn.cache_info().currsize > 0
     with pytest.raises(UserError, match="failed its check on this GPU: RuntimeError: ptxas fatal"):
-        f.segment(Model(steps=100), engine.FLOAT32, 8, engine.SEGMENT_STEPS, True)
+        f.segment(Model(steps=100, nonlinearity="identity"), engine.FLOAT32, 8, engine.SEGMENT_STEPS, True)
+    assert capsys.readouterr().err == ""
+    # what the failed check compiled is not kept for a later run to reuse unchecked
+    assert scheduler.shard_fn.cache_info().currsize == 0
     # another condition is checked on its own, both arithmetics
     calls.clear()
     monkeypatch.setattr(fused, "check", lambda model, dtype: calls.append(dtype))
@@ -236,14 +250,13 @@ def test_dd_under_the_fused_kernel_is_the_xla_step(monkeypatch):
     np.testing.assert_array_equal(got, want)
     monkeypatch.setenv(formulation.KERNEL_ENV, "fused")
     assert engine.describe_kernel(model, "dd") == "xla (the fused kernel has no dd)"
-    assert engine.describe_kernel(model, "float32").startswith("fused (Pallas interpret mode")
+    assert engine.describe_kernel(model, "float32") == FUSED_HERE
 
 
 def test_the_cli_names_the_kernel_that_trains(write_scene, tmp_path):
     import json
     import os
     import subprocess
-    import sys
 
     p = write_scene(steps=20)
 
@@ -255,7 +268,8 @@ def test_the_cli_names_the_kernel_that_trains(write_scene, tmp_path):
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    assert cli("frame", p, "--precision", "float32").rstrip().endswith("kernel xla")
+    default = "fused" if PLATFORM == "gpu" else "xla"  # a GPU picks the kernel once it passes its check
+    assert cli("frame", p, "--precision", "float32").rstrip().endswith(f"kernel {default}")
     out = cli("frame", p, "--precision", "float32", kernel="fused")
-    assert out.rstrip().endswith("kernel fused (Pallas interpret mode: slow, for checking)")
+    assert out.rstrip().endswith(f"kernel {FUSED_HERE}")
     assert json.loads(cli("info", p, "--json", "--out", tmp_path / "o", kernel="fused"))["kernel"].startswith("fused")

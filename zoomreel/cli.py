@@ -173,6 +173,7 @@ def _pyramid_frame(s, t: Decimal, out_dir: Optional[Path], png: Optional[Path], 
         f"t={t}s {plan.view(0).describe()} size {W}x{H} pyramid level {fp.fine.level}"
         + (f" blended {fp.blend:.2f} with level {fp.coarse.level}" if fp.coarse is not None else "")
         + f", {len(plan.tiles([0]))} tiles ({trained} trained) in {units.cache.root}, {clock.perf_counter() - t0:.2f} s"
+        + f", kernel {plan.kernel_label}"
     )
 
 

@@ -71,6 +71,13 @@ class Plan:
         return self._views[k]
 
     @property
+    def kernel_label(self) -> str:
+        """The kernel, as the user is told of it ("xla", "fused", ...)."""
+        from . import engine
+
+        return engine.describe_kernel(self.scene.model, impl=self.kernel)
+
+    @property
     def pixel_steps_per_frame(self) -> int:
         return self.size[0] * self.size[1] * self.scene.model.steps
 
@@ -106,7 +113,10 @@ def make_plan(scene: Scene, draft: bool = False, out: Path | None = None) -> Pla
 
 
 def kernel_fields(model) -> dict:
-    """The implementation this process trains ``model`` with, and its cache tag."""
+    """The implementation this process trains ``model`` with, and its cache tag.
+
+    On a GPU, choosing it may first check the fused kernel against the XLA
+    step (a few compilations, once per condition and process)."""
     from . import engine
 
     f = engine.implementation(model)
@@ -397,12 +407,11 @@ def refusals(plan: Plan) -> list[UserError]:
 
 
 def info(plan: Plan) -> dict:
-    """The plan and what the cache holds, without training anything.
+    """The plan and what the cache holds, without training any frame (on a
+    GPU, choosing the kernel may first run its check: :func:`kernel_fields`).
 
     For the mode in effect: the frames (or tiles) to train, how many are
     cached, and the pixel-steps they take."""
-    from . import engine
-
     if plan.video_mode == "pyramid":
         units, ids = tile_units(plan), plan.tiles()
     else:
@@ -435,7 +444,7 @@ def info(plan: Plan) -> dict:
         "fps": plan.fps,
         "size": list(plan.size),
         "steps": plan.scene.model.steps,
-        "kernel": engine.describe_kernel(plan.scene.model, impl=plan.kernel),
+        "kernel": plan.kernel_label,
         "precision_mode": plan.mode,
         "precision": counts,
         "pixel_steps": total_steps,

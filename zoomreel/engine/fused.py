@@ -52,6 +52,7 @@ import contextvars
 import dataclasses
 import functools
 import sys
+import threading
 
 import numpy as np
 
@@ -228,7 +229,8 @@ def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool)
     Holding all 17 tiles in registers for the segment instead (the pass written
     out tile by tile) was measured compiled for an H100 (:mod:`.gpucode`):
     10.7 KB (float32) and 5.8 KB (float64) of each thread's registers spilled to
-    local memory, which is backed by device memory; looped, nothing spills.
+    local memory, which is backed by device memory; looped, at most 24 bytes
+    (relu, float64) and in most conditions nothing.
     """
     n = model.width
     points = model.n_points
@@ -293,8 +295,11 @@ def build_fused_segment(model, A, B: int, seg: int, stop: bool, interpret: bool)
 # What a kernel that works gives against the XLA step on the check's grid is
 # rounding (medians measured on such grids: float32 6.4e-8, float64 1.5e-16);
 # a kernel the GPU's compiler got wrong gives garbage, NaN or nothing. These
-# bounds are far from both.
+# bounds are far from both. Each pixel too: at least 12 of the 16 within
+# CHECK_PIXEL_REL (measured on the check's grids over seeds 0-2: 14 or more
+# in both dtypes; the rest are boundary pixels, where rounding grows).
 CHECK_MEDIAN_REL = {"float32": 1e-4, "float64": 1e-10}
+CHECK_PIXEL_REL = {"float32": 1e-3, "float64": 1e-8}
 _checking: contextvars.ContextVar[bool] = contextvars.ContextVar("zoomreel_fused_check", default=False)
 
 
@@ -324,9 +329,10 @@ def check(model, dtype: str) -> str | None:
     with np.errstate(all="ignore"):
         rel = np.abs(got - want) / np.abs(want)
     same = np.mean(np.sign(got) == np.sign(want))
-    if not np.isfinite(got).all() or same < 15 / 16 or not np.median(rel) <= CHECK_MEDIAN_REL[dtype]:
+    close = np.mean(rel <= CHECK_PIXEL_REL[dtype])
+    if not np.isfinite(got).all() or same < 15 / 16 or close < 12 / 16 or not np.median(rel) <= CHECK_MEDIAN_REL[dtype]:
         return (f"{dtype} values differ from the XLA step's: same class for {same:.0%} of 16 pixels, "
-                f"median relative difference {np.median(rel):.2g}")
+                f"{close:.0%} within {CHECK_PIXEL_REL[dtype]:g}, median relative difference {np.median(rel):.2g}")
     return None
 
 
@@ -344,28 +350,43 @@ class NetworkFused(NetworkXLA):
 
     def __init__(self):
         self._checks: dict = {}  # condition -> None (passed) or what failed
+        self._warned: set = set()
+        self._lock = threading.RLock()  # the explorer trains from several threads
 
     def applies(self, platform, model):
-        return platform == "gpu" and available() and fits(model) and self.failed(model) is None
+        if not (platform == "gpu" and available() and fits(model)):
+            return False
+        why = self.failed(model)
+        if why is not None and self._key(model) not in self._warned:
+            self._warned.add(self._key(model))
+            print(f"warning: the fused kernel failed its check on this machine ({why}); "
+                  f"the XLA step trains instead (set {KERNEL_ENV}=xla to skip the check)", file=sys.stderr)
+        return why is None
+
+    @staticmethod
+    def _key(model):
+        return dataclasses.replace(model, steps=SEGMENT_STEPS, seed=0)  # what the compiled kernel depends on
 
     def failed(self, model) -> str | None:
         """Why the kernel can't train ``model`` on this machine, or None.
 
         On first use of a condition (its nonlinearity, width, data, batch and
         plane; not its seed or steps) in a process, :func:`check` runs for
-        float32 and float64. Where it
-        fails, the XLA step trains every frame (a warning says why once) and
-        forcing the kernel is a clear error; nothing trained by a kernel that
-        failed its check reaches a frame.
+        float32 and float64. Where it fails, the XLA step trains every frame
+        (a warning says why, once) and forcing the kernel is a one-line
+        error; nothing trained by a kernel that failed its check reaches a
+        frame (the check's own compiled kernels are dropped with it).
         """
-        key = dataclasses.replace(model, steps=SEGMENT_STEPS, seed=0)  # what the compiled kernel depends on
-        if key not in self._checks:
-            why = check(key, "float32") or check(key, "float64")
-            self._checks[key] = why
-            if why is not None:
-                print(f"warning: the fused kernel failed its check on this machine ({why}); "
-                      f"the XLA step trains instead (set {KERNEL_ENV}=xla to skip the check)", file=sys.stderr)
-        return self._checks[key]
+        key = self._key(model)
+        with self._lock:
+            if key not in self._checks:
+                why = check(key, "float32") or check(key, "float64")
+                if why is not None:
+                    from .scheduler import shard_fn
+
+                    shard_fn.cache_clear()  # the failed kernel, compiled for the check, is never reused
+                self._checks[key] = why
+            return self._checks[key]
 
     def describe(self, platform, model, dtype=None):
         if dtype not in (None, "float32", "float64"):
