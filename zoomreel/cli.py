@@ -363,15 +363,18 @@ def locate(
         k = s.keyframes[0]
         from .path import View
 
+        def places(view):  # decimals enough to place the centre within a ten-thousandth of the span
+            return max(6, -int(view.span.adjusted()) + 4)
+
         def show(lv):
-            places = max(6, -int(lv.view.span.adjusted()) + 4)
+            p = places(lv.view)
             print(f"span {float(lv.view.span):.3g}  converged {lv.converged:.0%}  {lv.dtype} resolved {lv.resolved:.1%}  "
-                  f"centre ({lv.view.center[0]:.{places}f}, {lv.view.center[1]:.{places}f})", flush=True)
+                  f"centre ({lv.view.center[0]:.{p}f}, {lv.view.center[1]:.{p}f})", flush=True)
 
         levels = loc.locate(s.model, View(k.center, k.span, (size, size)), d, factor, size, show, rule)
         last = levels[-1].view
-        digits = max(6, -int(last.span.adjusted()) + 4)
-        print(f'center = ["{last.center[0]:.{digits}f}", "{last.center[1]:.{digits}f}"]')
+        p = places(last)
+        print(f'center = ["{last.center[0]:.{p}f}", "{last.center[1]:.{p}f}"]')
 
     _run(go)
 
