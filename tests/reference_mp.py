@@ -53,21 +53,14 @@ def losses(model, draws, lr0, lr1, steps: int, dps: int = 60) -> list:
 def engine_losses(model, arith: str, host: np.ndarray) -> list[list]:
     """The engine's own losses for pixels ``host`` (in the arithmetic's host
     form, both layers' learning rate) over ``model.steps`` steps, exactly as
-    mpf: a dd loss is hi + lo (its two parts read out on alternate rows)."""
+    mpf: a dd loss is its record's hi + lo."""
     import jax
     import jax.numpy as jnp
 
     from zoomreel import engine
-    from zoomreel.engine import dd, network
+    from zoomreel.engine import network
 
     A = engine.arithmetic(arith)
-    if A is engine.DD:
-        class Parts(dd.DDArithmetic):  # even rows report each loss's hi, odd rows its lo
-            def to_float64(self, a):
-                return jnp.where(jnp.arange(a.hi.shape[0]) % 2 == 1, a.lo, a.hi)
-
-        A = Parts(engine.DD.rank)
-        host = np.repeat(host, 2, axis=0)
     form = network.XLA
     seg = jax.jit(network.build_segment(model, A, host.shape[0], model.steps, False))
     res = seg(form.initial_state(model, host, A), A.from_host(host), A.from_host(host),
@@ -75,7 +68,7 @@ def engine_losses(model, arith: str, host: np.ndarray) -> list[list]:
     rec = np.asarray(res.losses, dtype=np.float64)
     mp = lambda v: mpmath.mpf(float(v))  # noqa: E731
     with mpmath.workdps(60):  # hi + lo exactly
-        if A.name == "dd":
-            return [[mp(rec[t, 2 * k]) + mp(rec[t, 2 * k + 1]) for t in range(model.steps)]
-                    for k in range(host.shape[0] // 2)]
+        if rec.ndim == 3:
+            return [[mp(rec[t, k, 0]) + mp(rec[t, k, 1]) for t in range(model.steps)]
+                    for k in range(host.shape[0])]
         return [[mp(rec[t, k]) for t in range(model.steps)] for k in range(host.shape[0])]

@@ -11,8 +11,8 @@ kind, in one object:
 - ``segment(model, A, B, seg, stop)``: the plain (unjitted) function that
   trains a chunk of B pixels for ``seg`` steps,
   ``(state, a, b, l0, consts, idx) -> Segment(state, losses, dead, ran, l0)``;
-- ``measure(steps, n)``: the accumulator that turns per-step values into the
-  measure (:mod:`zoomreel.engine.measure`);
+- ``measure(steps, n, A)``: the accumulator that turns per-step values into the
+  measure (:mod:`zoomreel.engine.measure`), in the precision of ``A``'s records;
 - ``retire(measure, ids)``: pixels to retire between segments besides ``dead``
   (or None).
 
@@ -34,7 +34,7 @@ from ..errors import UserError
 
 class Segment(NamedTuple):
     state: Any  # the model state after the segment (same pytree as the input)
-    losses: Any  # (seg, B) per-step values in float64 terms (NaN for steps not run)
+    losses: Any  # (seg, B) per-step values as A.record keeps them, (seg, B, 2) for dd (NaN: steps not run)
     dead: Any  # (B,) bool: pixels whose state can no longer change the measure
     ran: Any  # steps actually run (< seg when the whole chunk stopped early)
     l0: Any  # (B,) each pixel's first value (NaN until the first step gives it)
@@ -66,7 +66,7 @@ class Formulation:
     def segment(self, model, A, B: int, seg: int, stop: bool) -> Callable:
         raise TypeError(f"{type(self).__name__} has no segment function")
 
-    def measure(self, steps: int, n: int):
+    def measure(self, steps: int, n: int, A):
         raise TypeError(f"{type(self).__name__} has no measure")
 
     def retire(self, measure, ids):

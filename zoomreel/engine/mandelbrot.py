@@ -27,19 +27,19 @@ class MandelbrotXLA(Formulation):
         z = A.cast(np.zeros(a.shape[0]))
         return MandelbrotState(z, z.copy())
 
-    def measure(self, steps, n):
-        return RecordMeasure(mandelbrot_measure, steps, n)
+    def measure(self, steps, n, A):
+        return RecordMeasure(mandelbrot_measure, steps, n, A.record_parts)
 
     def segment(self, model, A, B, seg, stop):
         def step(a, b, carry, _):
             zr, zi = carry
             m2 = zr * zr + zi * zi
             zr, zi = zr * zr - zi * zi + a, 2.0 * zr * zi + b
-            return (zr, zi), A.to_float64(m2)
+            return (zr, zi), (A.record(m2), A.to_float64(m2))
 
         def segment(state, a, b, l0, consts, idx):
-            (zr, zi), rec = lax.scan(functools.partial(step, a, b), tuple(state), None, length=seg)
-            dead = ~(rec <= MANDELBROT_ESCAPE**2).all(axis=0)
+            (zr, zi), (rec, m2) = lax.scan(functools.partial(step, a, b), tuple(state), None, length=seg)
+            dead = ~(m2 <= MANDELBROT_ESCAPE**2).all(axis=0)
             return Segment(MandelbrotState(zr, zi), rec, dead, seg, l0)
 
         return segment

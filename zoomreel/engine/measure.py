@@ -1,7 +1,17 @@
 """The per-pixel measure: a training run's loss record in, one number out.
 
-Pure NumPy in float64, no JAX: the engine's devices send back each step's
-loss, and these accumulators sum them as they arrive, in one fixed order.
+Pure NumPy, no JAX: the engine's devices send back each step's loss, and
+these accumulators sum them as they arrive, in one fixed order.
+
+Records come in two forms. A float arithmetic's record holds each value as
+one float64 (shape (steps, N)); double-double's holds its two parts
+(steps, N, 2), and the measure is then taken in double-double too
+(:class:`DDMeasureMath`). That matters where a pixel's class is decided by a
+threshold of the measure itself: a run whose mean of the last ``LAST``
+values of v_t is 1 - 1e-16 converges, and float64 sums of float64-rounded
+losses cannot tell it from one at 1 + 1e-16. In a deep view, pixels a few
+1e-18 apart in log10 learning rate differ by that much, so a float64
+measure put the boundary thousands of pixels away from where it is.
 
 Network (the paper's measure): v_t = L_t / L_0, non-finite or larger values
 capped at :data:`V_CAP`; converged when the mean of the last :data:`LAST`
@@ -22,11 +32,16 @@ MANDELBROT_ESCAPE = 1e3  # escape radius for smooth escape time
 
 
 def network_measure(losses: np.ndarray) -> np.ndarray:
-    """Paper's per-pixel measure from a (steps, N) loss record.
+    """Paper's per-pixel measure from a (steps, N) loss record, or a
+    double-double one (steps, N, 2), taken in double-double.
 
     Negative: converged (-sum v_t). Positive: diverged (+sum 1/v_t).
     """
     losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim == 3:
+        m = NetworkMeasure(losses.shape[0], losses.shape[1], parts=2)
+        m.add(0, np.arange(losses.shape[1]), losses)
+        return m.result()
     with np.errstate(all="ignore"):
         v = losses / losses[:1]
         v = np.where(np.isfinite(v), v, V_CAP)
@@ -42,9 +57,13 @@ def mandelbrot_measure(mod2: np.ndarray) -> np.ndarray:
     Bounded points: -(1 + mean over the last iterations of |z|^2), always negative.
     """
     mod2 = np.asarray(mod2, dtype=np.float64)
+    exact = None
+    if mod2.ndim == 3:  # double-double: escape decided on hi + lo
+        exact = DDMeasureMath.greater(mod2[..., 0], mod2[..., 1], MANDELBROT_ESCAPE**2)
+        mod2 = mod2[..., 0]
     steps = mod2.shape[0]
     with np.errstate(all="ignore"):
-        escaped_at = mod2 > MANDELBROT_ESCAPE**2  # NaN compares False
+        escaped_at = mod2 > MANDELBROT_ESCAPE**2 if exact is None else exact  # NaN compares False
         esc = escaped_at.any(axis=0)
         first = np.argmax(escaped_at, axis=0)
         zz = mod2[first, np.arange(mod2.shape[1])]
@@ -57,6 +76,76 @@ def mandelbrot_measure(mod2: np.ndarray) -> np.ndarray:
         return np.where(esc, nu, bounded)
 
 
+class DDMeasureMath:
+    """Double-double arithmetic on NumPy arrays (hi, lo), for the measure.
+
+    NumPy rounds every operation on its own (no contraction into fused
+    multiply-adds, no reassociation), so the classic error-free
+    transformations hold as written: TwoSum, and TwoProd with Veltkamp's
+    split. Values the measure meets are at most :data:`V_CAP` (or non-finite,
+    which it caps first), far from the split's overflow.
+    """
+
+    SPLITTER = 134217729.0  # 2^27 + 1
+
+    @staticmethod
+    def two_sum(a, b):
+        s = a + b
+        bb = s - a
+        return s, (a - (s - bb)) + (b - bb)
+
+    @staticmethod
+    def quick_two_sum(a, b):
+        s = a + b
+        return s, b - (s - a)
+
+    @classmethod
+    def split(cls, a):
+        t = cls.SPLITTER * a
+        hi = t - (t - a)
+        return hi, a - hi
+
+    @classmethod
+    def two_prod(cls, a, b):
+        p = a * b
+        ah, al = cls.split(a)
+        bh, bl = cls.split(b)
+        return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+    @classmethod
+    def add(cls, ah, al, bh, bl):
+        s1, s2 = cls.two_sum(ah, bh)
+        t1, t2 = cls.two_sum(al, bl)
+        s1, s2 = cls.quick_two_sum(s1, s2 + t1)
+        return cls.quick_two_sum(s1, s2 + t2)
+
+    @classmethod
+    def mul_d(cls, ah, al, b):
+        p, e = cls.two_prod(ah, b)
+        return cls.quick_two_sum(p, e + al * b)
+
+    @classmethod
+    def div(cls, ah, al, bh, bl):
+        """(ah + al) / (bh + bl), three float64 quotients refined in double-double."""
+        q1 = ah / bh
+        rh, rl = cls.add(ah, al, *(-x for x in cls.mul_d(bh, bl, q1)))
+        q2 = rh / bh
+        rh, rl = cls.add(rh, rl, *(-x for x in cls.mul_d(bh, bl, q2)))
+        q3 = rh / bh
+        q1, q2 = cls.quick_two_sum(q1, q2)
+        return cls.add(q1, q2, q3, np.zeros_like(q3))
+
+    @staticmethod
+    def greater(hi, lo, c: float):
+        """hi + lo > c, exactly (for a normalised pair; NaN: False)."""
+        return (hi > c) | ((hi == c) & (lo > 0))
+
+    @staticmethod
+    def less(hi, lo, c: float):
+        """hi + lo < c, exactly (for a normalised pair; NaN: False)."""
+        return (hi < c) | ((hi == c) & (lo < 0))
+
+
 class NetworkMeasure:
     """:func:`network_measure`, accumulated segment by segment as losses arrive.
 
@@ -66,20 +155,30 @@ class NetworkMeasure:
     after another, and so does this, so the result is the same bits (the suite
     checks it); a pixel retired before the end gets the cap for every later
     step, as its NaN record would.
+
+    ``parts=2``: the losses arrive as double-double (hi, lo) pairs and every
+    quantity above is kept in double-double; the class (the mean of the last
+    values below 1) is decided exactly on those sums, and the values are
+    their float64 roundings.
     """
 
-    def __init__(self, steps: int, n: int):
+    def __init__(self, steps: int, n: int, parts: int = 1):
         self.steps = steps
+        self.parts = parts
         self.first_tail = max(0, steps - LAST)
-        self.l0 = np.full(n, np.nan)
+        tail = (2,) if parts == 2 else ()
+        self.l0 = np.full((n,) + tail, np.nan)
         self.last = np.full(n, np.nan)  # L_t / L_0 at the latest step added
-        self.sums = np.zeros((3, n))  # sum v_t, sum 1/v_t, sum of the last LAST v_t
+        self.sums = np.zeros((3, n) + tail)  # sum v_t, sum 1/v_t, sum of the last LAST v_t
 
     def add(self, t: int, ids: np.ndarray, losses: np.ndarray) -> None:
-        """Losses (k, len(ids)) of pixels ``ids`` at steps t .. t+k-1."""
+        """Losses (k, len(ids)) of pixels ``ids`` at steps t .. t+k-1 ((k, len(ids), 2) with parts=2)."""
         losses = np.asarray(losses, dtype=np.float64)
         if t == 0:
             self.l0[ids] = losses[0]
+        if self.parts == 2:
+            self._add_dd(t, ids, losses)
+            return
         with np.errstate(all="ignore"):
             v = losses / self.l0[ids]
             self.last[ids] = v[-1]
@@ -93,11 +192,40 @@ class NetworkMeasure:
                 acc[2] += v[k]
         self.sums[:, ids] = acc
 
+    def _add_dd(self, t: int, ids: np.ndarray, losses: np.ndarray) -> None:
+        D = DDMeasureMath
+        l0 = self.l0[ids]
+        with np.errstate(all="ignore"):
+            vh, vl = D.div(losses[..., 0], losses[..., 1], l0[:, 0], l0[:, 1])
+            self.last[ids] = vh[-1]
+            cap = ~(np.isfinite(vh) & np.isfinite(vl)) | D.greater(vh, vl, V_CAP)
+            vh, vl = np.where(cap, V_CAP, vh), np.where(cap, 0.0, vl)
+            ih, il = D.div(np.ones_like(vh), np.zeros_like(vl), vh, vl)
+        acc = self.sums[:, ids]
+        for k in range(vh.shape[0]):
+            self._accumulate(acc, t + k, (vh[k], vl[k]), (ih[k], il[k]))
+        self.sums[:, ids] = acc
+
+    def _accumulate(self, acc, step: int, v, inv) -> None:
+        D = DDMeasureMath
+        acc[0, ..., 0], acc[0, ..., 1] = D.add(acc[0, ..., 0], acc[0, ..., 1], *v)
+        acc[1, ..., 0], acc[1, ..., 1] = D.add(acc[1, ..., 0], acc[1, ..., 1], *inv)
+        if step >= self.first_tail:
+            acc[2, ..., 0], acc[2, ..., 1] = D.add(acc[2, ..., 0], acc[2, ..., 1], *v)
+
     def retire(self, ids: np.ndarray, t: int) -> None:
         """Pixels ``ids`` train no further from step t: the cap for every later step."""
         if t >= self.steps or not ids.size:
             return
         acc = self.sums[:, ids]
+        if self.parts == 2:
+            n = ids.size
+            cap = (np.full(n, V_CAP), np.zeros(n))
+            inv = DDMeasureMath.div(np.ones(n), np.zeros(n), *cap)
+            for k in range(t, self.steps):
+                self._accumulate(acc, k, cap, inv)
+            self.sums[:, ids] = acc
+            return
         for k in range(t, self.steps):
             acc[0] += V_CAP
             acc[1] += 1.0 / V_CAP
@@ -111,16 +239,21 @@ class NetworkMeasure:
             return self.last[ids] > limit
 
     def result(self) -> np.ndarray:
-        converged = self.sums[2] / (self.steps - self.first_tail) < 1.0
+        count = self.steps - self.first_tail
+        if self.parts == 2:
+            s = self.sums
+            converged = DDMeasureMath.less(s[2, :, 0], s[2, :, 1], float(count))
+            return np.where(converged, -s[0, :, 0], s[1, :, 0])
+        converged = self.sums[2] / count < 1.0
         return np.where(converged, -self.sums[0], self.sums[1])
 
 
 class RecordMeasure:
     """Keeps the whole (steps, N) record and reduces it with ``measure`` at the end."""
 
-    def __init__(self, measure: Callable, steps: int, n: int):
+    def __init__(self, measure: Callable, steps: int, n: int, parts: int = 1):
         self.measure = measure
-        self.record = np.full((steps, n), np.nan)
+        self.record = np.full((steps, n) + ((2,) if parts == 2 else ()), np.nan)
 
     def add(self, t: int, ids: np.ndarray, values: np.ndarray) -> None:
         self.record[t : t + values.shape[0], ids] = values

@@ -84,8 +84,8 @@ class NetworkXLA(Formulation):
         w1 = A.broadcast_rows(A.cast(d.w1[:, 0]), N)
         return NetworkState(w0, w1)
 
-    def measure(self, steps, n):
-        return NetworkMeasure(steps, n)
+    def measure(self, steps, n, A):
+        return NetworkMeasure(steps, n, A.record_parts)
 
     def retire(self, measure, ids):
         return measure.past(ids, RETIRE_V)
@@ -142,14 +142,15 @@ def build_segment(model, A, B: int, seg: int, stop: bool):
         def one_step(c):
             t, w0r, w1, losses, l0, _ = c
             idx_t = None if idx is None else idx[t]
-            (w0r, w1), loss = step(xt, yrow, lr0c, lr1, (w0r, w1), idx_t)
-            loss = A.to_float64(loss)
-            losses = lax.dynamic_update_index_in_dim(losses, loss, t, 0)
+            (w0r, w1), exact = step(xt, yrow, lr0c, lr1, (w0r, w1), idx_t)
+            loss = A.to_float64(exact)
+            losses = lax.dynamic_update_index_in_dim(losses, A.record(exact), t, 0)
             l0 = jnp.where(jnp.isnan(l0), loss, l0)
             gone = jnp.all(~(loss / l0 <= RETIRE_V)) if stop else jnp.asarray(False)
             return t + 1, w0r, w1, losses, l0, gone
 
-        start = (0, w0r, state.w1, jnp.full((seg, B), jnp.nan, A.loss_dtype), l0, jnp.asarray(False))
+        record = jnp.full((seg, B) + (A.record_parts,) * (A.record_parts > 1), jnp.nan, A.loss_dtype)
+        start = (0, w0r, state.w1, record, l0, jnp.asarray(False))
         ran, w0r, w1, losses, l0, _ = lax.while_loop(more, one_step, start)
         w0 = w0r.reshape(B, n, n).transpose(0, 2, 1)
         dead = A.isnan(w0).any(axis=(1, 2)) | A.isnan(w1).any(axis=1)
