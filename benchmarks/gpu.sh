@@ -1,7 +1,9 @@
 #!/bin/bash
-# One device-machine call: environment, kernel throughput by chunk size, the
-# engine's scheduling options, the benchmark, and the science tests on
-# the GPU. Logs go to $OUT (or ./gpu-logs). Usage: bash benchmarks/gpu.sh [parts]
+# The engine on a GPU machine: environment, kernel throughput by chunk size,
+# the engine's scheduling options, the engine benchmark (bench_engine.py), and
+# the science tests on the GPU. Logs go to ./gpu-logs (OUT=DIR puts them
+# elsewhere). Usage: bash benchmarks/gpu.sh [parts], parts a comma-separated
+# subset of env,step,options,bench,render,tests (default all but render).
 # KERNEL=fused times that implementation of the network step instead of xla.
 OUT=${OUT:-gpu-logs}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}

@@ -1,12 +1,12 @@
 #!/bin/bash
-# The fused kernel on a GPU machine, in one call of at most 5 minutes: nothing
-# to install (python3 there has JAX with the CUDA plugin, pytest and the
-# project's dependencies): the kernel the GPU picks and its check, the kernel
-# compiled natively and compared with the XLA step, the benchmark for
-# both kernels (% of the FP32 / FP64 peak) and a 1920x1080 500-step frame,
-# then, with the time left, the tests that hold the kernel natively.
-# Logs go to $OUT (or ./gpu-logs).  Usage: bash benchmarks/gpu_check.sh
-# (PYTHON=..., SIZE=... STEPS=... for a dry run elsewhere)
+# The fused kernel on a GPU machine, in at most 5 minutes, on a python3 that
+# has JAX with the CUDA plugin, pytest and the project's dependencies: the
+# kernel the GPU picks and its check, the kernel compiled natively and compared
+# with the XLA step, the engine benchmark for both kernels (% of the FP32 /
+# FP64 peak) and a 1920x1080 500-step frame, then, with the time left, the
+# tests that hold the kernel natively.
+# Logs go to ./gpu-logs (OUT=DIR puts them elsewhere).
+# Usage: bash benchmarks/gpu_check.sh  (PYTHON=..., SIZE=... STEPS=... for a dry run elsewhere)
 OUT=${OUT:-gpu-logs}; mkdir -p "$OUT"
 PY=${PYTHON:-python3}  # python3 on the GPU machine has JAX with the CUDA plugin
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -33,7 +33,7 @@ for m, dt in ((Model(steps=25), "float32"), (Model(steps=25), "float64"), (Model
     print(f"batch={m.batch} {dt}: first call (compiles) {t:.1f} s; same class {np.mean((f < 0) == (x < 0)):.3f}, median rel {np.median(rel):.2g}, max {rel.max():.2g}")
 PY
 then kernels=xla,fused; fi
-# 2. the benchmark, both kernels, and a 1920x1080 frame of 500 steps with the fused one
+# 2. the engine benchmark, both kernels, and a 1920x1080 frame of 500 steps with the fused one
 hd=""; [[ $kernels == *fused* ]] && hd="--hd fused"
 run bench 150 "$PY" benchmarks/bench_engine.py --size ${SIZE:-512} --steps ${STEPS:-500} --repeats 1 --no-frame --no-baseline --kernels $kernels $hd
 # 3. with the time left, the fused kernel's tests, then the science tests with
