@@ -12,15 +12,21 @@ import mpmath
 import numpy as np
 
 
-def losses(model, draws, lr0, lr1, steps: int, dps: int = 60) -> list:
+def losses(model, draws, lr0, lr1, steps: int, dps: int = 60, offset=None) -> list:
     """The loss before each step, as mpf, for learning rates ``lr0``, ``lr1``
-    (mpf or anything mpmath takes exactly: floats, decimal strings)."""
+    (mpf or anything mpmath takes exactly: floats, decimal strings).
+
+    ``offset``: added to every input-layer weight at the start (the init-lr
+    plane). A minibatch model takes each step's gradient over the rows
+    ``draws.idx[t]``; the loss is always the full batch's."""
     with mpmath.workdps(dps):
         mpf = mpmath.mpf
         n = model.width
         X = [[mpf(v) for v in row] for row in draws.x]
         Y = [mpf(row[0]) for row in draws.y]
         W0 = [[mpf(v) for v in row] for row in draws.w0]  # (n, n): W0[i][j], input i -> unit j
+        if offset is not None:
+            W0 = [[w + mpf(offset) for w in row] for row in W0]
         W1 = [mpf(row[0]) for row in draws.w1]
         lr0, lr1 = mpf(lr0), mpf(lr1)
         P = len(X)
@@ -41,10 +47,11 @@ def losses(model, draws, lr0, lr1, steps: int, dps: int = 60) -> list:
             pred = [sum(H[p][j] * W1[j] for j in range(n)) / n for p in range(P)]
             r = [pred[p] - Y[p] for p in range(P)]
             out.append(sum(v * v for v in r) / P)
-            g = [2 * v / P for v in r]
-            gW1 = [sum(H[p][j] * g[p] for p in range(P)) / n for j in range(n)]
-            dZ = [[g[p] * W1[j] / n * D[p][j] for j in range(n)] for p in range(P)]
-            gW0 = [[sum(X[p][i] * dZ[p][j] for p in range(P)) * rs for j in range(n)] for i in range(n)]
+            rows = range(P) if model.minibatch is None else [int(k) for k in draws.idx[len(out) - 1]]
+            g = {p: 2 * r[p] / len(rows) for p in set(rows)}
+            gW1 = [sum(H[p][j] * g[p] for p in rows) / n for j in range(n)]
+            dZ = {p: [g[p] * W1[j] / n * D[p][j] for j in range(n)] for p in set(rows)}
+            gW0 = [[sum(X[p][i] * dZ[p][j] for p in rows) * rs for j in range(n)] for i in range(n)]
             W0 = [[W0[i][j] - lr0 * gW0[i][j] for j in range(n)] for i in range(n)]
             W1 = [W1[j] - lr1 * gW1[j] for j in range(n)]
         return out

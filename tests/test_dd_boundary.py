@@ -30,39 +30,63 @@ from zoomreel.model import Model
 # of the last 20 values of v_t crossing 1 (found by the bisection below).
 MODEL = Model(nonlinearity="tanh", width=8, steps=40, seed=0)
 X = Decimal("1.0")
-BRACKET = (Decimal("1.65"), Decimal("1.70"))  # converged below, diverged above
+BRACKET = (Decimal("1.651672"), Decimal("1.651673"))  # converged below, diverged above
 DIGITS = 40
 
 
-def mp_class(x: Decimal, y: Decimal) -> bool:
+def mp_class(x: Decimal, y: Decimal, model: Model = MODEL) -> bool:
     """True where mpmath (DIGITS digits, the network written out directly) says diverged."""
     with localcontext(prec=60):
-        lr0, lr1 = str(Decimal(10) ** x), str(Decimal(10) ** y)
-    losses = reference_mp.losses(MODEL, draws(MODEL), lr0, lr1, MODEL.steps, dps=DIGITS)
+        hx, hy = str(Decimal(10) ** x), str(Decimal(10) ** y)
+    if model.plane == "init-lr":  # x: the offset of the input-layer weights, y: both layers' rate
+        losses = reference_mp.losses(model, draws(model), hy, hy, model.steps, dps=DIGITS, offset=hx)
+    else:
+        losses = reference_mp.losses(model, draws(model), hx, hy, model.steps, dps=DIGITS)
     with mpmath.workdps(DIGITS):
-        v = [min(loss / losses[0], mpmath.mpf(V_CAP)) for loss in losses]
+        cap = mpmath.mpf(V_CAP)
+        v = [min(loss / losses[0], cap) if mpmath.isfinite(loss) else cap for loss in losses]
         return not sum(v[-LAST:]) / LAST < 1
 
 
-def dd_class(ys: list[Decimal]) -> np.ndarray:
+def dd_classes(model: Model, x: Decimal, ys: list[Decimal]) -> np.ndarray:
     A = engine.arithmetic("dd")
-    hx, hy = A.hypers([X] * len(ys), True), A.hypers(ys, True)
-    return engine.train(MODEL, hx, hy, A).values > 0
+    hx, hy = A.hypers([x] * len(ys), True), A.hypers(ys, True)
+    return engine.train(model, hx, hy, A).values > 0
+
+
+def small(**kw) -> Model:
+    return Model(width=8, steps=40, **kw)
+
+
+# Every condition of the paper on a small network: a line x = const and a
+# bracket on it, 1e-6 wide, with converged below and diverged above (read
+# off float64 frames; the bisection below narrows it 18 decades in dd).
+CONDITIONS = {
+    "tanh": (MODEL, X, BRACKET),
+    "relu": (small(nonlinearity="relu", seed=1), Decimal("0.5"), (Decimal("1.428103"), Decimal("1.428104"))),
+    "identity": (small(nonlinearity="identity"), Decimal("0.5"), (Decimal("1.509153"), Decimal("1.509154"))),
+    "single": (small(dataset="single"), Decimal("0.5"), (Decimal("1.431536"), Decimal("1.431537"))),
+    "minibatch": (small(batch=16), Decimal("0.5"), (Decimal("1.438010"), Decimal("1.438011"))),
+    "init-lr": (small(plane="init-lr"), Decimal("0.5"), (Decimal("1.391954"), Decimal("1.391955"))),
+}
 
 
 @pytest.mark.slow
-def test_dd_bisection_finds_the_boundary_where_mpmath_has_it():
-    lo, hi = BRACKET
-    assert not dd_class([lo])[0] and dd_class([hi])[0]
+@pytest.mark.parametrize("condition", list(CONDITIONS))
+def test_dd_bisection_finds_the_boundary_where_mpmath_has_it(condition):
+    model, x, (lo, hi) = CONDITIONS[condition]
     with localcontext(prec=60):
-        while hi - lo > Decimal("1e-24"):
-            mid = (lo + hi) / 2
-            lo, hi = (lo, mid) if dd_class([mid])[0] else (mid, hi)
+        while hi - lo > Decimal("1e-24"):  # 16 parts a round, ends included: one chunk of pixels
+            ys = [lo + (hi - lo) * k / 16 for k in range(17)]
+            got = dd_classes(model, x, ys)
+            assert not got[0] and got[-1], got
+            k = int(np.argmax(got)) - 1  # the part that ends at the first diverged point
+            lo, hi = ys[k], ys[k + 1]
         # a 32-pixel frame at span 1e-20 has pixels 3.1e-22 apart: mpmath's
         # boundary lies within three of them of dd's
         step = Decimal("1e-20") / 32
         below, above = lo - 3 * step, hi + 3 * step
-    assert (mp_class(X, below), mp_class(X, above)) == (False, True)
+    assert (mp_class(x, below, model), mp_class(x, above, model)) == (False, True)
 
 
 def frame_column(tmp_path, span: str, center_y: str, size=(16, 16)) -> tuple[np.ndarray, Decimal, list[Decimal]]:
