@@ -454,13 +454,15 @@ def explore(
     no_browser: bool = typer.Option(False, "--no-browser", help="only print the URL"),
     size: int = typer.Option(256, "--size", help="view width in pixels (height from [video] size)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="view cache and drafts under this folder instead of outputs/"),
+    max_pixel_steps: float = typer.Option(2e9, "--max-pixel-steps", help="most pixel-steps one request (a view, a locate, a draft) may train"),
+    max_draft_frames: int = typer.Option(600, "--max-draft-frames", help="most frames a draft may have"),
 ):
     """Explore the plane in the browser: zoom, add keyframes, save them, watch a draft."""
 
     def go():
         from . import explore as ex
 
-        ex.serve(file, host, port, not no_browser, size, out_dir)
+        ex.serve(file, host, port, not no_browser, size, out_dir, max_pixel_steps, max_draft_frames)
 
     _run(go)
 

@@ -1,0 +1,151 @@
+"""A view drawn coarse to fine: the pyramid's levels as their tiles arrive.
+
+A view's picture (:func:`zoomreel.explore.images.image_for`) reads its fine
+level and the next coarser one. Before that picture can be composed, the page
+shows what the pyramid already has and what trains quickest:
+
+1. every tile already cached at the view's levels and up to
+   :data:`CACHED_ABOVE` levels coarser (a view zoomed into from one seen
+   before starts from its tiles);
+2. unless those cover the view, a preview: every :data:`PREVIEW_STRIDE`-th
+   pixel of each tile of the coarsest level (:func:`chain`), a few hundred
+   pixels that train in about a second;
+3. the tiles of each level from the coarsest to the view's own, the ones
+   nearest the view's centre first, painted as each arrives.
+
+:func:`paint` composes such a partial picture: each level's available tiles
+through the same area filter as a frame, finer levels over coarser ones where
+they cover a whole view pixel. The last picture is the view's own
+(:func:`~zoomreel.explore.images.image_for`), bit for bit what a
+pyramid-mode render of the same frame shows.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+from typing import Callable
+
+import numpy as np
+
+from .. import color, compose, path, precision, pyramid
+from ..model import Model
+from ..path import View
+
+CACHED_ABOVE = 6  # coarser levels whose cached tiles are shown at once
+PREVIEW_STRIDE = 8  # a preview trains one tile pixel in this many per axis
+BLANK = 221  # grey where no level has a picture yet (the page's background)
+
+
+def top_level(view: View) -> int:
+    """The coarsest useful level: the finest whose tile side is at least the
+    view's larger extent, so that one to four tiles cover the view."""
+    W, H = view.size
+    with localcontext(prec=pyramid.PREC):
+        extent = view.span * max(W, H) / W
+    n = math.floor(float((pyramid.SIZE0 / extent).ln() / Decimal(2).ln()))
+    while pyramid.side(n) < extent:
+        n -= 1
+    while pyramid.side(n + 1) >= extent:
+        n += 1
+    return n
+
+
+def chain(view: View) -> list[int]:
+    """The levels a view is drawn through, coarse to fine: from :func:`top_level`
+    (or the view's blend level, if coarser) to the view's fine level."""
+    fp = pyramid.frame_plan(view)
+    lo = min(top_level(view), fp.coarse.level if fp.coarse is not None else fp.fine.level)
+    return list(range(min(lo, fp.fine.level), fp.fine.level + 1))
+
+
+def ordered_tiles(view: View, level: int) -> list[pyramid.Tile]:
+    """The tiles of ``level`` under the view, the nearest to its centre first."""
+    cx, cy = (float(c) for c in view.center)
+    s = float(pyramid.side(level))
+
+    def distance(t: pyramid.Tile) -> float:
+        return math.hypot((t.i + 0.5) * s - cx, (t.j + 0.5) * s - cy)
+
+    return sorted(pyramid.footprint(view, level).tiles(), key=distance)
+
+
+def chain_tiles(view: View) -> list[pyramid.Tile]:
+    """Every tile of the chain, in the order they are trained."""
+    return [t for n in chain(view) for t in ordered_tiles(view, n)]
+
+
+def preview_arithmetic(model: Model, view: View):
+    """The cheapest arithmetic in which the view's neighbouring pixels are
+    well apart (the precision step's own first test, without its probe)."""
+    from .. import engine
+
+    for A in engine.LADDER:
+        hx, hy = path.hyper_axes(model, view, A)
+        if A.finite(hx) and A.finite(hy) and A.spaced(hx, precision.MIN_ULPS) and A.spaced(hy, precision.MIN_ULPS):
+            return A
+    return engine.LADDER[-1]
+
+
+def preview(model: Model, tiles: list[pyramid.Tile], on_progress: Callable[[int], None] | None = None) -> dict:
+    """Every :data:`PREVIEW_STRIDE`-th pixel (per axis) of ``tiles`` (one level,
+    a rectangle of it), trained as one small view. Returns tile -> a TILE x
+    TILE array, each sample repeated over its stride (a blocky stand-in)."""
+    from .. import engine
+
+    level = tiles[0].level
+    i0, i1 = min(t.i for t in tiles), max(t.i for t in tiles)
+    j0, j1 = min(t.j for t in tiles), max(t.j for t in tiles)
+    nx, ny, k = i1 - i0 + 1, j1 - j0 + 1, pyramid.TILE // PREVIEW_STRIDE
+    s, p = pyramid.side(level), pyramid.spacing(level)
+    with localcontext(prec=pyramid.PREC):
+        # pixels at lattice offsets STRIDE*m + STRIDE/2 - 1 of each tile: the tiles' own pixel centres
+        shift = p * (Decimal(PREVIEW_STRIDE) / 2 - Decimal("0.5"))
+        left = pyramid.ORIGIN[0] + i0 * s + shift - p * Decimal(PREVIEW_STRIDE) / 2
+        bottom = pyramid.ORIGIN[1] + j0 * s + shift - p * Decimal(PREVIEW_STRIDE) / 2
+        span = nx * s
+        center = (left + span / 2, bottom + ny * s / 2)
+    v = View(center, span, (nx * k, ny * k))
+    A = preview_arithmetic(model, v)
+    hx, hy = path.pixel_hypers(model, v, A)
+    raw = engine.train(model, hx, hy, A, on_progress=on_progress).values.reshape(ny * k, nx * k)
+    block = np.repeat(np.repeat(raw, PREVIEW_STRIDE, axis=0), PREVIEW_STRIDE, axis=1)
+    T = pyramid.TILE
+    return {t: block[(t.j - j0) * T : (t.j - j0 + 1) * T, (t.i - i0) * T : (t.i - i0 + 1) * T] for t in tiles}
+
+
+def paint(view: View, layers: dict[int, dict], palette: str) -> tuple[np.ndarray, int | None, float]:
+    """A partial picture of ``view`` from ``layers`` (level -> {tile: raw
+    (TILE, TILE)}), finer levels over coarser ones.
+
+    Returns the RGB picture (H, W, 3) uint8 drawn as a plot (top row =
+    highest y; grey where nothing covers it), the finest level that covers
+    the whole view (None if none does), and the share of the view painted."""
+    W, H = view.size
+    nan = np.full((pyramid.TILE, pyramid.TILE), np.nan)
+    blocks = []
+    for level in sorted(layers):
+        tiles = layers[level]
+        if not tiles:
+            continue
+        fp = pyramid.footprint(view, level)
+        blocks.append((fp, compose.mosaic(fp, lambda t: tiles.get(t, nan))))
+    acc = np.full((H, W, 3), float(BLANK))
+    have = np.zeros((H, W), dtype=bool)
+    whole = None
+    ref = None
+    for fp, block in reversed(blocks):  # the reference: the finest level with samples
+        if np.isfinite(block).any():
+            ref = color.summary(block[np.isfinite(block)])
+            break
+    for fp, block in blocks:
+        valid = np.isfinite(block)
+        colours = color.colorize(np.where(valid, block, 0.0), ref, palette)[::-1].astype(np.float64)
+        rgb = compose.area_filter(colours, fp, (W, H))
+        full = compose.area_filter(valid.astype(np.float64), fp, (W, H)) > 1 - 1e-9
+        acc[full] = rgb[full]
+        have |= full
+        if full.all():
+            whole = fp.level
+    img = np.clip(np.rint(acc), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img[::-1]), whole, float(have.mean())
