@@ -81,9 +81,10 @@ def preview_arithmetic(model: Model, view: View):
     from .. import engine
 
     for A in engine.LADDER:
-        hx, hy = path.hyper_axes(model, view, A)
-        if A.finite(hx) and A.finite(hy) and A.spaced(hx, precision.MIN_ULPS) and A.spaced(hy, precision.MIN_ULPS):
-            return A
+        with np.errstate(over="ignore", invalid="ignore"):  # a coarse tile may reach past float32: not finite, next
+            hx, hy = path.hyper_axes(model, view, A)
+            if A.finite(hx) and A.finite(hy) and A.spaced(hx, precision.MIN_ULPS) and A.spaced(hy, precision.MIN_ULPS):
+                return A
     return engine.LADDER[-1]
 
 
