@@ -369,7 +369,7 @@ def test_the_view_shows_a_coarse_picture_before_its_own_and_ends_on_the_frame(cl
     trained = [g["trained"] for g in got]
     assert trained == sorted(trained) and trained[-1] == got[-1]["tiles"]
     shown = [g["level"] for g in pictures if g["level"] is not None]
-    assert shown == sorted(shown) and shown[-1] == got[-1]["levels"][1]  # coarse to fine
+    assert shown == sorted(shown) and shown[-1] == got[-1]["levels"][-1]  # coarse to fine
     # a view inside this one starts from the cached tiles at once
     inner = lines(client.post("/api/view", json=dict(body, span="0.5")))
     assert inner[0]["image"] and inner[0]["level"] is not None and inner[0]["preview"] is False
@@ -391,3 +391,24 @@ def test_a_partial_picture_paints_each_level_where_its_tiles_cover():
     assert whole == chain[0] and 0 < painted <= 1.0
     blank, whole, painted = levels.paint(view, {}, color.DEFAULT_PALETTE)
     assert whole is None and painted == 0.0 and (blank == levels.BLANK).all()
+
+
+def test_the_first_view_of_any_file_fits_the_caps(tmp_path):
+    """A very tall video, or a model with many steps, still opens on a view the server accepts."""
+    from starlette.testclient import TestClient
+
+    f = tmp_path / "tall.toml"
+    f.write_text(START.replace("size = [64, 32]", "size = [16, 8192]").replace("steps = 20", "steps = 4000"))
+    s = scene.load(f)
+    limits = server.Limits(max_pixel_steps=200_000_000)
+    ex = server.Explorer(s, server.start_size(s, 256, limits), tmp_path, tmp_path / "out", token="tok",
+                         hosts={"testserver"}, limits=limits)
+    with TestClient(server.make_app(ex), headers=HEADERS) as c:
+        st = c.get("/api/start").json()
+    assert max(st["size"]) <= server.MAX_SIDE and min(st["size"]) >= 16
+    doc = {"model": st["model"], "center": st["view"]["center"], "span": st["view"]["span"], "size": st["size"]}
+    model, view, _ = server.parse_view(doc, "view")  # what /api/view checks before it trains
+    server.check_trainable(model, view, "view")
+    server.check_work(limits, server.view_work(model, view), "view", "the first view")
+    with pytest.raises(server.UserError, match="more than the explorer's limit"):
+        server.start_size(s, 256, server.Limits(max_pixel_steps=1000))

@@ -183,6 +183,8 @@ MALFORMED = [
                                  {"time": "9" * 5000, "center": ["1", "1"], "span": "0.5"}]}, 400, "(x.toml:keyframe[1].time)"),
     ("/api/draft", {"keyframes": [{"time": "0", "center": ["1", "1"], "span": "1"},
                                   {"time": "1e-2000000", "center": ["1", "1"], "span": "0.5"}]}, 400, "(draft)"),
+    ("/api/draft", {"name": "/etc/x.toml"}, 400, "bad file name '/etc/x.toml' (draft:name)"),  # no path from a request
+    ("/api/save", {"name": "../start.toml"}, 400, "bad file name '../start.toml' (save:name)"),
     ("/api/view", b"[" * 100000, 400, "not a JSON object (view)"),
     ("/api/view", b"{'span': 9}", 400, "not a JSON object (view)"),
     ("/api/view", {"span": "1e999999999", "center": ["1", "1"]}, 400, "(view"),
@@ -197,7 +199,7 @@ def test_malformed_requests_get_one_error_line(live, url, body, status, text):
     c = _page(live)
     before = _files(live["folder"])
     if isinstance(body, dict):
-        body = json.dumps({"name": "x.toml", "model": {"steps": 20}, **body}).encode()
+        body = json.dumps({"name": "x.toml", "model": {"steps": 20}, "keyframes": [], **body}).encode()
     _refused(c.post(url, content=body, headers={"content-type": "application/json"}), status, text)
     assert _files(live["folder"]) == before
 

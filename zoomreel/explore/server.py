@@ -67,6 +67,7 @@ MAX_PIXEL_STEPS = 2_000_000_000  # training one request may ask for (--max-pixel
 MAX_DRAFT_FRAMES = 600  # frames of a draft (--max-draft-frames)
 PICTURE_EVERY = 0.5  # seconds between two partial pictures of a view (a level's last tile always shows)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+PREVIEWS = 16  # previews kept in memory
 
 
 @dataclass
@@ -432,11 +433,22 @@ class State:
     drafts_dir: Path
     workers: dict[str, Worker] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)  # pixel-steps a second, per model, as measured
+    previews: dict = field(default_factory=dict)  # (model, tiles) -> the preview's stand-ins, the latest few
 
     def worker(self, name: str) -> Worker:
         if name not in self.workers:
             self.workers[name] = Worker(name, QUEUE)
         return self.workers[name]
+
+    def preview(self, model: Model, tiles: list, task: Task) -> dict:
+        """:func:`.levels.preview` of ``tiles``, kept in memory (a preview is never cached on disk)."""
+        key = (_model_key(model), tuple(tiles))
+        if key not in self.previews:
+            got = levels.preview(model, tiles, lambda n: task.check())
+            while len(self.previews) >= PREVIEWS:
+                self.previews.pop(next(iter(self.previews)))
+            self.previews[key] = got
+        return self.previews[key]
 
 
 def _state(request: Request) -> State:
@@ -531,7 +543,7 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
         rgb, whole, painted = levels.paint(view, layers(), palette)
         last[0], shown[0] = time.monotonic(), whole
         real = max((n for n in have if have[n] and all(t in have[n] for t in pyramid.footprint(view, n).tiles())), default=None)
-        emit({"image": png_data_url(rgb) if painted > 0 else None, "level": real, "levels": [chain[0], chain[-1]],
+        emit({"image": png_data_url(rgb) if painted > 0 else None, "level": real, "levels": chain,
               "tiles": len(order), "trained": sum(t in have[t.level] for t in order), "eta": task.eta(),
               "preview": preview, "final": False})
 
@@ -546,7 +558,7 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
     show()
     yield
     if shown[0] is None:  # nothing covers the view yet: a preview of the coarsest level first
-        rough.update(levels.preview(model, levels.ordered_tiles(view, chain[0]), lambda n: task.check()))
+        rough.update(st.preview(model, levels.ordered_tiles(view, chain[0]), task))
         show(preview=True)
         yield
     for k, t in enumerate(todo):
@@ -558,7 +570,7 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
     if todo and task.done:
         st.rates[_model_key(model)] = task.done / max(1e-9, time.monotonic() - t_train)
     img = images.image_for(st.cache, model, view, mode, "view", None, palette)
-    return {**readout(ex, model, view, img), "level": chain[-1], "levels": [chain[0], chain[-1]], "tiles": len(order),
+    return {**readout(ex, model, view, img), "level": chain[-1], "levels": chain, "tiles": len(order),
             "trained": len(order), "eta": 0, "preview": False, "final": True, "cached": not todo}
 
 
@@ -777,19 +789,16 @@ async def progress(request: Request, st: State):
 
 
 def prefetch(st: State) -> None:
-    """Start training the first view's coarsest tiles (and warm the compiled
-    programs) before the page asks, behind any request of a page."""
+    """Make the first view's preview (and warm the compiled programs for it)
+    before the page asks: the page's first picture is then at once. Behind
+    any request of a page."""
     ex = st.explorer
     s = ex.start
     k = s.keyframes[0]
     v = path.View(k.center, k.span, ex.size)
-    mode = s.video.precision
 
     def job(task):
-        units = render.TileUnits(s.model, st.cache, mode, "view", **render.kernel_fields(s.model))
-        for t in levels.ordered_tiles(v, levels.chain(v)[0]):
-            render.train_units(units, [t], False, _Progress(task), keep=False, check=task.check)
-            yield
+        st.preview(s.model, levels.ordered_tiles(v, levels.chain(v)[0]), task)
 
     try:
         check_trainable(s.model, v, "view")

@@ -100,9 +100,9 @@ async function onViewLine(r, my) {
 }
 
 function levelText(r) {
-  const [lo, hi] = r.levels;
+  const k = r.levels.indexOf(r.level), n = r.levels.length;
   const lv = r.level === null ? (r.preview ? "a preview" : "no level yet")
-    : r.level < lo ? "a coarser level (cached)" : `level ${r.level - lo + 1} of ${hi - lo + 1}`;
+    : k >= 0 ? `level ${k + 1} of ${n}` : r.level < r.levels[0] ? "a coarser level (cached)" : "a cached level";
   const eta = r.eta === null || r.eta === undefined ? "" : `, about ${Math.ceil(r.eta)} s left`;
   return `showing ${lv}; ${r.trained}/${r.tiles} tiles trained${eta}`;
 }
@@ -120,7 +120,7 @@ async function showImage(r, my) {
   const plane = $("plane");
   plane.dataset.level = r.level === null ? "" : String(r.level);
   plane.dataset.final = r.final ? "1" : "0";
-  S.events.push({ type: "picture", final: !!r.final, level: r.level, preview: !!r.preview, trained: r.trained, tiles: r.tiles, span: S.view.span });
+  S.events.push({ type: "picture", at: Math.round(performance.now()), final: !!r.final, level: r.level, preview: !!r.preview, trained: r.trained, tiles: r.tiles, span: S.view.span });
 }
 
 // where the shown picture lies: moved and scaled at once as the view changes, before any training
