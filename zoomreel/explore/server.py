@@ -134,7 +134,7 @@ def start_size(start: scene.Scene, width: int, limits: Limits) -> tuple[int, int
     size = view_size(start.video.size, width)
     k = start.keyframes[0]
     while view_work(start.model, path.View(k.center, k.span, size)) > limits.max_pixel_steps:
-        if min(size) <= scene.SIZE_MIN:
+        if max(size) <= scene.SIZE_MIN:
             raise UserError(
                 f"the first view needs {view_work(start.model, path.View(k.center, k.span, size)):.3g} pixel-steps, "
                 f"more than the explorer's limit of {limits.max_pixel_steps:.3g}",
