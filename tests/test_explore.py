@@ -412,3 +412,16 @@ def test_the_first_view_of_any_file_fits_the_caps(tmp_path):
     server.check_work(limits, server.view_work(model, view), "view", "the first view")
     with pytest.raises(server.UserError, match="more than the explorer's limit"):
         server.start_size(s, 256, server.Limits(max_pixel_steps=1000))
+
+
+def test_a_complete_level_paints_the_views_own_picture(explorer):
+    """The partial pictures are drawn the right way up and in the final colours:
+    once a view's level is all there, they are its picture."""
+    view = path.View((Decimal("2"), Decimal("2")), Decimal("4"), (16, 16))  # level 0's lattice, one tile
+    cache = images.view_cache(explorer.out_dir)
+    img = images.image_for(cache, explorer.start.model, view, "auto", "view")
+    units = render.TileUnits(explorer.start.model, cache, "auto", "view")
+    tile = levels.ordered_tiles(view, 0)
+    assert len(tile) == 1 and levels.chain(view) == [0]
+    rgb, whole, painted = levels.paint(view, {0: {tile[0]: units.get(tile[0])[0]}}, explorer.start.video.palette)
+    assert whole == 0 and painted == 1.0 and np.array_equal(rgb, img.rgb)
