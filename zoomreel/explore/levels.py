@@ -139,10 +139,9 @@ def paint(view: View, layers: dict[int, dict], palette: str) -> tuple[np.ndarray
     have = np.zeros((H, W), dtype=bool)
     whole = None
     ref = None
-    for fp, block in reversed(blocks):  # the reference: the finest level with samples
-        if np.isfinite(block).any():
-            ref = color.summary(block[np.isfinite(block)])
-            break
+    if blocks:  # the rank reference: the finest level with the most of the view, as the final picture's is its level's
+        _, block = max(reversed(blocks), key=lambda b: np.isfinite(b[1]).mean())
+        ref = color.summary(block[np.isfinite(block)])
     for fp, block in blocks:
         valid = np.isfinite(block)
         colours = color.colorize(np.where(valid, block, 0.0), ref, palette)[::-1].astype(np.float64)
