@@ -425,3 +425,19 @@ def test_a_complete_level_paints_the_views_own_picture(explorer):
     assert len(tile) == 1 and levels.chain(view) == [0]
     rgb, whole, painted = levels.paint(view, {0: {tile[0]: units.get(tile[0])[0]}}, explorer.start.video.palette)
     assert whole == 0 and painted == 1.0 and np.array_equal(rgb, img.rgb)
+
+
+def test_the_preview_samples_are_the_coarsest_tiles_own_pixels(explorer):
+    view = path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("0.6"), (64, 32))  # 40x20 of level 4's pixels
+    top = levels.chain(view)[0]
+    rough = levels.preview(explorer.start.model, view, top)
+    assert set(rough) == set(levels.ordered_tiles(view, top))
+    cache = images.view_cache(explorer.out_dir)
+    units = render.TileUnits(explorer.start.model, cache, "auto", "view")
+    render.train_units(units, list(rough), False, render.Reporter())
+    A = levels.preview_arithmetic(explorer.start.model, view)
+    for t, stand_in in rough.items():
+        raw, meta = units.get(t)
+        assert meta["dtype"] == A.name  # the same arithmetic: the same bits
+        known = np.isfinite(stand_in)
+        assert known.any() and np.array_equal(stand_in[known], raw[known])  # stride 1 here: every pixel under the view

@@ -7,9 +7,9 @@ shows what the pyramid already has and what trains quickest:
 1. every tile already cached at the view's levels and up to
    :data:`CACHED_ABOVE` levels coarser (a view zoomed into from one seen
    before starts from its tiles);
-2. unless those cover the view, a preview: every :data:`PREVIEW_STRIDE`-th
-   pixel of each tile of the coarsest level (:func:`chain`), a few hundred
-   pixels that train in about a second;
+2. unless those cover the view, a preview: the coarsest level's lattice
+   pixels under the view (:func:`chain`), at most :data:`PREVIEW_PIXELS` of
+   them, which train in about a second;
 3. the tiles of the coarsest level, then of the two levels the view's own
    picture reads, the ones nearest the view's centre first, painted as each
    arrives.
@@ -34,7 +34,7 @@ from ..model import Model
 from ..path import View
 
 CACHED_ABOVE = 6  # coarser levels whose cached tiles are shown at once
-PREVIEW_STRIDE = 8  # a preview trains one tile pixel in this many per axis
+PREVIEW_PIXELS = 1024  # most pixels a preview trains
 BLANK = 221  # grey where no level has a picture yet (the page's background)
 
 
@@ -92,31 +92,40 @@ def preview_arithmetic(model: Model, view: View):
     return engine.LADDER[-1]
 
 
-def preview(model: Model, tiles: list[pyramid.Tile], on_progress: Callable[[int], None] | None = None) -> dict:
-    """Every :data:`PREVIEW_STRIDE`-th pixel (per axis) of ``tiles`` (one level,
-    a rectangle of it), trained as one small view. Returns tile -> a TILE x
-    TILE array, each sample repeated over its stride (a blocky stand-in)."""
+def preview(model: Model, view: View, level: int, on_progress: Callable[[int], None] | None = None) -> dict:
+    """The lattice pixels of ``level`` under ``view``, every one of them or
+    every ``stride``-th per axis (the least power of two that keeps them to
+    :data:`PREVIEW_PIXELS`), trained as one small view. Returns the level's
+    tiles under the view as stand-ins: TILE x TILE arrays, each sample
+    repeated over its stride, NaN outside the view's block."""
     from .. import engine
 
-    level = tiles[0].level
-    i0, i1 = min(t.i for t in tiles), max(t.i for t in tiles)
-    j0, j1 = min(t.j for t in tiles), max(t.j for t in tiles)
-    nx, ny, k = i1 - i0 + 1, j1 - j0 + 1, pyramid.TILE // PREVIEW_STRIDE
-    s, p = pyramid.side(level), pyramid.spacing(level)
+    fp = pyramid.footprint(view, level)
+    stride = 1
+    while math.ceil(fp.cols / stride) * math.ceil(fp.rows / stride) > PREVIEW_PIXELS:
+        stride *= 2
+    nx, ny, off = math.ceil(fp.cols / stride), math.ceil(fp.rows / stride), (stride - 1) // 2
+    p = pyramid.spacing(level)
     with localcontext(prec=pyramid.PREC):
-        # pixels at lattice offsets STRIDE*m + STRIDE/2 - 1 of each tile: the tiles' own pixel centres
-        shift = p * (Decimal(PREVIEW_STRIDE) / 2 - Decimal("0.5"))
-        left = pyramid.ORIGIN[0] + i0 * s + shift - p * Decimal(PREVIEW_STRIDE) / 2
-        bottom = pyramid.ORIGIN[1] + j0 * s + shift - p * Decimal(PREVIEW_STRIDE) / 2
-        span = nx * s
-        center = (left + span / 2, bottom + ny * s / 2)
-    v = View(center, span, (nx * k, ny * k))
+        # sample m is lattice column c0 + stride*m + off: its centre is left + (m + 1/2) * stride * p
+        left = pyramid.ORIGIN[0] + (fp.c0 + off + Decimal("0.5")) * p - stride * p / 2
+        bottom = pyramid.ORIGIN[1] + (fp.r0 + off + Decimal("0.5")) * p - stride * p / 2
+        span = nx * stride * p
+        center = (left + span / 2, bottom + ny * stride * p / 2)
+    v = View(center, span, (nx, ny))
     A = preview_arithmetic(model, v)
     hx, hy = path.pixel_hypers(model, v, A)
-    raw = engine.train(model, hx, hy, A, on_progress=on_progress).values.reshape(ny * k, nx * k)
-    block = np.repeat(np.repeat(raw, PREVIEW_STRIDE, axis=0), PREVIEW_STRIDE, axis=1)
+    raw = engine.train(model, hx, hy, A, on_progress=on_progress).values.reshape(ny, nx)
+    block = np.repeat(np.repeat(raw, stride, axis=0), stride, axis=1)[: fp.rows, : fp.cols]
     T = pyramid.TILE
-    return {t: block[(t.j - j0) * T : (t.j - j0 + 1) * T, (t.i - i0) * T : (t.i - i0 + 1) * T] for t in tiles}
+    out = {}
+    for t in fp.tiles():
+        c, r = t.i * T - fp.c0, t.j * T - fp.r0  # the tile's origin in block coordinates
+        a, b, d, e = max(c, 0), min(c + T, fp.cols), max(r, 0), min(r + T, fp.rows)
+        tile = np.full((T, T), np.nan)
+        tile[d - r : e - r, a - c : b - c] = block[d:e, a:b]
+        out[t] = tile
+    return out
 
 
 def paint(view: View, layers: dict[int, dict], palette: str) -> tuple[np.ndarray, int | None, float]:

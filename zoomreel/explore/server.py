@@ -440,11 +440,11 @@ class State:
             self.workers[name] = Worker(name, QUEUE)
         return self.workers[name]
 
-    def preview(self, model: Model, tiles: list, task: Task) -> dict:
-        """:func:`.levels.preview` of ``tiles``, kept in memory (a preview is never cached on disk)."""
-        key = (_model_key(model), tuple(tiles))
+    def preview(self, model: Model, view: path.View, level: int, task: Task) -> dict:
+        """:func:`.levels.preview` of a view, kept in memory (a preview is never cached on disk)."""
+        key = (_model_key(model), level, pyramid.footprint(view, level))
         if key not in self.previews:
-            got = levels.preview(model, tiles, lambda n: task.check())
+            got = levels.preview(model, view, level, lambda n: task.check())
             while len(self.previews) >= PREVIEWS:
                 self.previews.pop(next(iter(self.previews)))
             self.previews[key] = got
@@ -558,7 +558,7 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
     show()
     yield
     if shown[0] is None:  # nothing covers the view yet: a preview of the coarsest level first
-        rough.update(st.preview(model, levels.ordered_tiles(view, chain[0]), task))
+        rough.update(st.preview(model, view, chain[0], task))
         show(preview=True)
         yield
     for k, t in enumerate(todo):
@@ -798,7 +798,7 @@ def prefetch(st: State) -> None:
     v = path.View(k.center, k.span, ex.size)
 
     def job(task):
-        st.preview(s.model, levels.ordered_tiles(v, levels.chain(v)[0]), task)
+        st.preview(s.model, v, levels.chain(v)[0], task)
 
     try:
         check_trainable(s.model, v, "view")
