@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from zoomreel import path, render, scene
-from zoomreel.explore import images, levels, server
+from zoomreel.explore import drafts, guard, images, levels, server
 from zoomreel.explore.worker import Busy, Superseded, Worker
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using .httpx. with .starlette.testclient.")  # it works; httpx2 is not needed
@@ -355,7 +355,7 @@ def test_a_cancelled_view_or_draft_stops_in_the_probe_of_its_first_unit(explorer
     plan = render.make_plan(scene.load(f), True, explorer.out_dir / "drafts")
     checks.clear()
     with pytest.raises(Superseded):
-        server.train_draft(plan, render.Reporter(), Cancelled("d", None, 0, "d").check)
+        drafts.train_draft(plan, render.Reporter(), Cancelled("d", None, 0, "d").check)
     assert checks == [1, 1]  # the first frame's probe, its first segment
     assert not any(plan.cache.frames.iterdir()) if plan.cache.frames.exists() else True
 
@@ -407,7 +407,7 @@ def test_the_first_view_of_any_file_fits_the_caps(tmp_path):
         st = c.get("/api/start").json()
     assert max(st["size"]) <= server.MAX_SIDE and min(st["size"]) >= 16
     doc = {"model": st["model"], "center": st["view"]["center"], "span": st["view"]["span"], "size": st["size"]}
-    model, view, _ = server.parse_view(server.parse_body(json.dumps(doc).encode(), "view"), "view")  # /api/view's checks
+    model, view, _ = server.parse_view(guard.parse_body(json.dumps(doc).encode(), "view"), "view")  # /api/view's checks
     server.check_trainable(model, view, "view")
     server.check_work(limits, server.view_work(model, view), "view", "the first view")
     with pytest.raises(server.UserError, match="more than the explorer's limit"):

@@ -55,7 +55,7 @@ def serve(file: Path | None, host: str = LOOPBACK, port: int = 8765, open_browse
     """Serve the explorer for ``file`` (or the default model) until Ctrl-C."""
     uvicorn = _stack()
     from .. import scene
-    from . import server
+    from . import guard, server
 
     if not 16 <= width <= server.MAX_SIDE:
         raise UserError(f"--size {width} out of range", "--size", f"use 16 to {server.MAX_SIDE} pixels")
@@ -94,7 +94,7 @@ def serve(file: Path | None, host: str = LOOPBACK, port: int = 8765, open_browse
             bound = self.servers[0].sockets[0].getsockname()[1]
             ex.port = bound
             if ex.hosts is not None:
-                ex.hosts = server.loopback_hosts(bound)
+                ex.hosts = guard.loopback_hosts(bound)
             shown = f"[{host}]" if ":" in host else host
             url = f"http://{shown}:{bound}/?token={ex.token}"
             print(f"explore {literal(start.title)} at {url}  (Ctrl-C stops)", flush=True)

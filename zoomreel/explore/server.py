@@ -8,10 +8,10 @@ with the line the CLI would print. Views are trained off the event loop by a
 dropped), coarse to fine (:mod:`.levels`), and end in
 :func:`~.images.image_for`'s picture.
 
-Only the page of the URL the command printed gets in (:class:`Guard`): a
+Only the page of the URL the command printed gets in (:mod:`.guard`): a
 random token in that URL (then a cookie), the Host header of this machine's
 addresses while listening on one, and the page's own Origin on every request
-that changes something.
+that changes something. Drafts train through :mod:`.drafts`.
 
 API (JSON in, JSON out):
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import io
 import json
 import os
@@ -37,13 +36,10 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, DecimalException, localcontext
-from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import numpy as np
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -56,6 +52,8 @@ from ..cache import disk_error
 from ..errors import UserError
 from ..model import Model
 from . import images, keyframes, levels
+from .drafts import DraftReporter, draft_work, train_draft
+from .guard import Guard, Refused, error_body, error_response, new_token, read_json
 from .worker import Busy, Superseded, Task, Worker
 
 STATIC = Path(__file__).parent / "static"
@@ -66,7 +64,6 @@ MAX_BODY = 1_000_000  # bytes of a request body
 MAX_PIXEL_STEPS = 2_000_000_000  # training one request may ask for (--max-pixel-steps)
 MAX_DRAFT_FRAMES = 600  # frames of a draft (--max-draft-frames)
 PICTURE_EVERY = 0.5  # seconds between two partial pictures of a view (a level's last tile always shows)
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 PREVIEWS = 16  # previews kept in memory
 
 
@@ -95,17 +92,6 @@ class Explorer:
     @property
     def cookie(self) -> str:
         return f"zoomreel-explore-{self.port}" if self.port else "zoomreel-explore"
-
-
-def new_token() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(32)
-
-
-def loopback_hosts(port: int) -> set[str]:
-    """The Host headers of this machine's loopback addresses at ``port``."""
-    return {f"{h}:{port}" for h in ("localhost", "127.0.0.1", "[::1]")}
 
 
 def default_scene() -> scene.Scene:
@@ -146,61 +132,8 @@ def start_size(start: scene.Scene, width: int, limits: Limits) -> tuple[int, int
 # -- requests -> validated values, with the CLI's error text
 
 
-class Refused(Exception):
-    """A request answered with ``status`` and the error's line."""
-
-    def __init__(self, status: int, error: UserError):
-        super().__init__(error.line())
-        self.status, self.error = status, error
-
-
 def _where(where: str) -> str:
     return where.replace("keyframe[0].", "").replace("video.", "")
-
-
-def _check_text(doc, where: str) -> None:
-    """Refuse strings no file name or number holds: control characters, lone surrogates."""
-    stack = [doc]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-        elif isinstance(v, str) and any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in v):
-            raise UserError("the request holds a control character or a lone surrogate", where, "send plain text")
-
-
-def parse_body(data: bytes, where: str) -> dict:
-    """A request body as a JSON object (decimals kept exact)."""
-    try:
-        doc = json.loads(data or b"null", parse_float=Decimal)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, an integer too long
-        doc = None
-    if not isinstance(doc, dict):
-        raise UserError("the request body is not a JSON object", where, 'send a JSON object such as {"span": "9"}')
-    _check_text(doc, where)
-    return doc
-
-
-async def read_json(request: Request, where: str) -> dict:
-    """The body of a state-changing request: JSON, at most ``max_body`` bytes, read no further."""
-    limit = request.app.state.explorer.limits.max_body
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise Refused(415, UserError(f"the request body is {kind or 'untyped'}, not JSON", where,
-                                     "send it with Content-Type: application/json"))
-    too_big = Refused(413, UserError(f"the request body is over {limit} bytes", where, "send a smaller request"))
-    n = request.headers.get("content-length")
-    if n is not None and (not n.isdigit() or int(n) > limit):
-        raise too_big
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise too_big
-    return parse_body(bytes(buf), where)
 
 
 def parse_view(doc: dict, where: str) -> tuple[Model, path.View, str]:
@@ -286,14 +219,6 @@ def navigate(view: path.View, rect, where: str) -> path.View:
 # -- responses
 
 
-def error_body(e: UserError) -> dict:
-    return {"error": e.line(), "what": e.what, "where": e.where, "fix": e.fix}
-
-
-def error_response(e: UserError, status: int = 400) -> JSONResponse:
-    return JSONResponse(error_body(e), status_code=status)
-
-
 def failure(e: BaseException, where: str) -> tuple[int, dict]:
     """The status and JSON body that answer an exception a request ended in."""
     if isinstance(e, Refused):
@@ -346,84 +271,6 @@ def readout(ex: Explorer, model: Model, view: path.View, img: images.Image) -> d
 
 
 # -- who may ask
-
-
-class Guard:
-    """ASGI middleware that lets in only the page of the printed URL.
-
-    Every request but the page's static code needs the token (``?token=``, an
-    ``Authorization: token ...`` header, or the cookie the first page load
-    with the token sets: HttpOnly, SameSite=Strict). While the server listens
-    on a loopback address, the Host header must name it (no DNS rebinding);
-    every request that is not GET/HEAD/OPTIONS must carry the page's own
-    Origin (no cross-site form or text/plain posts). Refusals are 403 with the
-    error line, as JSON."""
-
-    def __init__(self, app, ex: Explorer):
-        self.app, self.ex = app, ex
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        h = Headers(scope=scope)
-        host = h.get("host", "")
-        try:
-            self._admit(scope, h, host)
-            fresh = self._token(scope, h)
-        except Refused as r:
-            return await error_response(r.error, r.status)(scope, receive, send)
-        if not fresh:
-            return await self.app(scope, receive, send)
-
-        async def with_cookie(message):  # the page's later requests carry the token as a cookie
-            if message["type"] == "http.response.start":
-                c = SimpleCookie()
-                c[self.ex.cookie] = self.ex.token
-                c[self.ex.cookie].update({"httponly": True, "samesite": "Strict", "path": "/"})
-                message = dict(message, headers=list(message.get("headers", [])) + [(b"set-cookie", c.output(header="").strip().encode())])
-            await send(message)
-
-        await self.app(scope, receive, with_cookie)
-
-    def _admit(self, scope, h: Headers, host: str) -> None:
-        hosts = self.ex.hosts
-        if hosts is not None and host.lower() not in hosts:
-            raise Refused(403, UserError(f"the Host header {host[:100]!r} is not this explorer's address", "request",
-                                         "open the URL zoomreel explore printed"))
-        if scope["method"] not in SAFE_METHODS:
-            origin = h.get("origin")
-            if origin is None or origin != f"{scope.get('scheme', 'http')}://{host}":
-                raise Refused(403, UserError(f"a request from another page (Origin {(origin or 'missing')[:100]!r})", "request",
-                                             "use the explorer's own page"))
-
-    def _token(self, scope, h: Headers) -> bool:
-        """Check the token; True when it came in the URL (the cookie is then set)."""
-        if scope["path"].startswith("/static/"):
-            return False
-        want = self.ex.token.encode()
-
-        def good(t: str | None) -> bool:
-            return t is not None and hmac.compare_digest(t.encode("utf-8", "replace"), want)
-
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[-1]
-        if good(query):
-            return True
-        auth = h.get("authorization", "")
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() in ("token", "bearer") and good(value.strip()):
-            return False
-        jar = SimpleCookie()
-        try:
-            jar.load(h.get("cookie", ""))
-        except Exception:  # a malformed cookie header holds no token
-            jar = SimpleCookie()
-        if self.ex.cookie in jar and good(jar[self.ex.cookie].value):
-            return False
-        raise Refused(403, UserError("this request carries no valid token", "request",
-                                     "open the URL zoomreel explore printed (with its ?token=...)"))
-
-
-# -- the handlers, functions of the app's state
 
 
 @dataclass
@@ -717,48 +564,6 @@ async def save(request: Request, st: State):
     return JSONResponse({"path": str(target.resolve()), "text": text, "keyframes": len(s.keyframes)})
 
 
-class _DraftReporter(render.Reporter):
-    """render.Reporter hooks that feed (and may cancel through) the task's progress."""
-
-    def __init__(self, task: Task):
-        self.task = task
-
-    def pixel_steps(self, n: int) -> None:
-        self.task.report(n)
-
-    def frame_done(self, k, reused, warning, dtype=None) -> None:
-        self.task.check()
-
-    def encoded(self, k) -> None:
-        self.task.check()
-
-
-def train_draft(plan: render.Plan, rep: render.Reporter, check) -> int:
-    """Train what a draft reads with ``check`` reaching every stage (each
-    unit's precision probe too); :func:`zoomreel.render.render` then only
-    reads the cache and encodes. Returns how many units were trained."""
-    problems = render.refusals(plan)
-    if problems:
-        raise problems[0]
-    if plan.video_mode == "pyramid":
-        units = render.tile_units(plan)
-        units.cache.prepare()
-        ids = plan.tiles()
-        render.check_depth(plan, ids)
-    else:
-        units = render.FrameUnits(plan, plan.cache)
-        units.cache.prepare()
-        ids = list(range(plan.n_frames))
-    got = render.train_units(units, ids, False, rep, keep=False, check=check)
-    return sum(g[2] for g in got.values())
-
-
-def draft_work(plan: render.Plan) -> int:
-    if plan.video_mode == "pyramid":
-        return len(plan.tiles()) * pyramid.TILE**2 * plan.scene.model.steps
-    return plan.n_frames * plan.pixel_steps_per_frame
-
-
 @endpoint("draft")
 async def draft(request: Request, st: State):
     ex = st.explorer
@@ -773,7 +578,7 @@ async def draft(request: Request, st: State):
 
     def job(task):
         t0 = time.perf_counter()
-        rep = _DraftReporter(task)
+        rep = DraftReporter(task)
         trained = train_draft(plan, rep, task.check)
         res = render.render(plan, False, rep)
         rel = res.video.relative_to(st.drafts_dir).as_posix()
