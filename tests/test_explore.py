@@ -373,6 +373,10 @@ def test_the_view_shows_a_coarse_picture_before_its_own_and_ends_on_the_frame(cl
     # a view inside this one starts from the cached tiles at once
     inner = lines(client.post("/api/view", json=dict(body, span="0.5")))
     assert inner[0]["image"] and inner[0]["level"] is not None and inner[0]["preview"] is False
+    # so does one zoomed out of it, from its finer tiles, before anything of its own is trained
+    outer = lines(client.post("/api/view", json=dict(body, span="2.5")))
+    assert levels.chain(path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("2.5"), (64, 32)))[-1] == 3  # body's view is level 4
+    assert outer[0]["image"] and outer[0]["trained"] == 0 and outer[0]["preview"] is False
 
 
 def test_a_partial_picture_paints_each_level_where_its_tiles_cover():

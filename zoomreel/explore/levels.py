@@ -4,9 +4,9 @@ A view's picture (:func:`zoomreel.explore.images.image_for`) reads its fine
 level and the next coarser one. Before that picture can be composed, the page
 shows what the pyramid already has and what trains quickest:
 
-1. every tile already cached at the view's levels and up to
-   :data:`CACHED_ABOVE` levels coarser (a view zoomed into from one seen
-   before starts from its tiles);
+1. every tile already cached at the view's levels, up to
+   :data:`CACHED_ABOVE` levels coarser and :data:`CACHED_BELOW` finer (a
+   view zoomed into or out of one seen before starts from its tiles);
 2. unless those cover the view, a preview: the coarsest level's lattice
    pixels under the view (:func:`chain`), at most :data:`PREVIEW_PIXELS` of
    them, which train in about a second;
@@ -34,6 +34,7 @@ from ..model import Model
 from ..path import View
 
 CACHED_ABOVE = 6  # coarser levels whose cached tiles are shown at once
+CACHED_BELOW = 1  # finer levels whose cached tiles are shown at once (a view zoomed out of)
 PREVIEW_PIXELS = 1024  # most pixels a preview trains
 BLANK = 221  # grey where no level has a picture yet (the page's background)
 

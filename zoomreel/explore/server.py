@@ -373,7 +373,7 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
     units = render.TileUnits(model, st.cache, mode, "view", **render.kernel_fields(model))
     order = levels.chain_tiles(view)
     chain = levels.chain(view)
-    have: dict[int, dict] = {n: {} for n in range(chain[0] - levels.CACHED_ABOVE, chain[-1] + 1)}
+    have: dict[int, dict] = {n: {} for n in range(chain[0] - levels.CACHED_ABOVE, chain[-1] + 1 + levels.CACHED_BELOW)}
     for n in have:
         for t in pyramid.footprint(view, n).tiles():
             got = units.get(t)
