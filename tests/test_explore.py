@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from zoomreel import path, render, scene
-from zoomreel.explore import images, server
+from zoomreel.explore import drafts, guard, images, levels, server
 from zoomreel.explore.worker import Busy, Superseded, Worker
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using .httpx. with .starlette.testclient.")  # it works; httpx2 is not needed
@@ -39,15 +40,27 @@ def explorer(tmp_path):
     f = tmp_path / "start.toml"
     f.write_text(START)
     s = scene.load(f)
-    return server.Explorer(s, server.view_size(s.video.size, 16), tmp_path, tmp_path / "out")
+    return server.Explorer(s, server.view_size(s.video.size, 16), tmp_path, tmp_path / "out", token="tok", hosts={"testserver"})
+
+
+HEADERS = {"authorization": "token tok", "origin": "http://testserver"}  # what the page's own requests carry
 
 
 @pytest.fixture
 def client(explorer):
     from starlette.testclient import TestClient
 
-    with TestClient(server.make_app(explorer)) as c:
+    with TestClient(server.make_app(explorer), headers=HEADERS) as c:
         yield c
+
+
+def lines(r) -> list[dict]:
+    """A view's answer: its JSON lines (one JSON when it was over at once)."""
+    return [json.loads(x) for x in r.text.splitlines() if x.strip()]
+
+
+def final(r) -> dict:
+    return lines(r)[-1]
 
 
 def _body(client, **changes):
@@ -91,9 +104,11 @@ def test_bad_view_requests_get_the_cli_error_line(client, changes, text):
 
 
 def test_a_body_that_is_not_json_is_a_400(client):
-    for data in (b"span=9", b"[1, 2]", b""):
-        r = client.post("/api/view", content=data)
+    for data in (b"span=9", b"[1, 2]", b"", b"[" * 100000, b'{"span": 1' + b"9" * 5000 + b"}", b"\xff\xfe"):
+        r = client.post("/api/view", content=data, headers={"content-type": "application/json"})
         assert r.status_code == 400 and r.json()["error"].startswith("error: the request body is not a JSON object (view)")
+    r = client.post("/api/view", content=b"{}", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["error"].startswith("error: the request body is text/plain, not JSON (view)")
 
 
 def test_view_is_the_frame_a_pyramid_render_shows_and_shares_its_tiles(client, explorer, tmp_path):
@@ -102,8 +117,8 @@ def test_view_is_the_frame_a_pyramid_render_shows_and_shares_its_tiles(client, e
     body = _body(client, center=["2.5", "2.1298"], span="1.0")
     r = client.post("/api/view", json=body)
     assert r.status_code == 200, r.text
-    got = r.json()
-    assert got["cached"] is False
+    got = final(r)
+    assert got["final"] is True and got["cached"] is False
     assert got["axes"]["x"].startswith("input-layer lr: ") and got["axes"]["y"].startswith("output-layer lr: ")
     # a pyramid-mode render of the same view under the same --out trains nothing,
     # and its frame is the picture the page showed
@@ -121,7 +136,7 @@ def test_view_is_the_frame_a_pyramid_render_shows_and_shares_its_tiles(client, e
     metas = [units.lookup(t)[2] for t in plan.tiles()]
     assert got["dtype"] in {m["dtype"] for m in metas}
     assert got["resolved"] == min(m["resolved"] for m in metas if m["dtype"] == got["dtype"])
-    again = client.post("/api/view", json=body).json()
+    again = final(client.post("/api/view", json=body))
     assert again["cached"] is True and again["image"] == got["image"]
 
 
@@ -158,7 +173,8 @@ def test_save_writes_a_file_the_cli_accepts(client, explorer):
     ("zoom.toml", ("time", "soon"), "not a number: 'soon' (zoom.toml:keyframe[1].time)"),
     ("zoom.toml", ("time", "0"), "is not after the previous keyframe's 0 (zoom.toml:keyframe[1].time)"),
     ("zoom.toml", ("span", "-1"), "span must be positive, got -1 (zoom.toml:keyframe[1].span)"),
-    ("zoom.toml", ("time", 'x"\n[model]\nsteps = 1\n#'), "not a number"),  # quoted: cannot inject TOML
+    ("zoom.toml", ("time", 'x", steps = 1, #'), "not a number"),  # quoted: cannot inject TOML
+    ("zoom.toml", ("time", 'x"\n[model]\nsteps = 1\n#'), "the request holds a control character or a lone surrogate (save)"),
 ])
 def test_save_shows_the_parsers_errors_and_writes_nothing(client, explorer, name, edit, text):
     st = client.get("/api/start").json()
@@ -193,42 +209,42 @@ def test_draft_renders_the_keyframes_and_serves_the_mp4(client):
 
 
 def test_a_newer_view_supersedes_the_one_in_training(explorer, monkeypatch):
-    """The first request, still training, is cancelled at its next progress report."""
+    """The first request, still training, is cancelled at its next check."""
     import httpx
 
-    started, release = threading.Event(), threading.Event()
+    started = threading.Event()
     trained = []
 
-    def slow_image(cache, model, view, mode, where, on_progress=None, palette=None):
+    def slow_steps(st, model, view, mode, task, emit):
+        emit({"image": None, "final": False})
         started.set()
-        for _ in range(200):
-            release.wait(0.05)
-            on_progress(1)  # raises Superseded once a newer view is queued
+        yield
+        while view.span == 9:  # the first view trains until it is cancelled: no timing involved
+            task.check()
+            started.wait(0.01)
+            yield
         trained.append(view.span)
-        rgb = np.zeros((16, 16, 3), dtype=np.uint8)
-        return images.Image(rgb, 0.5, explorer_decision(), False)
+        return {"span": str(view.span), "final": True}
 
-    monkeypatch.setattr(server.images, "image_for", slow_image)
+    monkeypatch.setattr(server, "view_steps", slow_steps)
     app = server.make_app(explorer)
 
     async def go():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=HEADERS) as c:
             st = (await c.get("/api/start")).json()
             body = {"model": st["model"], "center": ["1.5", "1.5"], "size": [16, 16], "client": "tab"}
             first = asyncio.create_task(c.post("/api/view", json=dict(body, span="9")))
             await asyncio.to_thread(started.wait, 10)
-            second = asyncio.create_task(c.post("/api/view", json=dict(body, span="3")))
-            await asyncio.sleep(0.2)
-            release.set()
-            return await first, await second
+            second = await c.post("/api/view", json=dict(body, span="3"))
+            return await first, second
 
     try:
         a, b = asyncio.run(go())
     finally:
         for w in app.state.workers.values():
             w.close()
-    assert a.status_code == 409 and a.json()["superseded"] is True
-    assert b.status_code == 200 and b.json()["span"] == "3"
+    assert a.status_code == 200 and final(a)["superseded"] is True and final(a)["status"] == 409
+    assert b.status_code == 200 and final(b) == {"span": "3", "final": True}
     assert trained == [Decimal("3")]  # the stale view never finished
 
 
@@ -238,25 +254,53 @@ def explorer_decision():
     return Decision("float64", 1.0, "test")
 
 
-def test_worker_queue_is_bounded_and_drops_superseded_work():
+def test_worker_holds_one_task_a_lane_and_a_bounded_number_of_lanes():
     w = Worker("test", maxsize=2)
     gate = threading.Event()
     try:
-        running = w.submit("a", lambda p: (gate.wait(10), "first")[1], total=1, label="a")
+        running = w.submit("a", lambda t: (gate.wait(10), "first")[1], total=1, label="a")
         while w.progress()["busy"] is False:  # until the thread holds it
             gate.wait(0.01)
-        queued = w.submit("b", lambda p: "b1")
-        newer = w.submit("b", lambda p: "b2")  # supersedes b1 while it waits
-        with pytest.raises(Busy):
-            w.submit("c", lambda p: "c")
+        queued = w.submit("b", lambda t: "b1")
+        with pytest.raises(Superseded):  # a newer task of its lane drops it at once
+            newer = w.submit("b", lambda t: "b2")
+            queued.future.result(0)
+        w.submit("c", lambda t: "c")
+        with pytest.raises(Busy):  # lanes b and c wait: no room for a third
+            w.submit("d", lambda t: "d")
         gate.set()
-        assert running.result(10) == "first" and newer.result(10) == "b2"
-        with pytest.raises(Superseded):
-            queued.result(10)
+        assert running.future.result(10) == "first" and newer.future.result(10) == "b2"
         assert w.progress()["busy"] is False
     finally:
         w.close()
     assert not w.thread.is_alive()
+
+
+def test_lanes_take_turns_a_step_each_and_the_pages_views_go_first():
+    """A long request in one lane never holds up another lane's view for more than a step."""
+    w = Worker("test")
+    gate, order = threading.Event(), []
+
+    def steps(name, n):
+        def fn(task):
+            for k in range(n):
+                gate.wait(10)
+                order.append(f"{name}{k}")
+                yield
+            return name
+        return fn
+
+    try:
+        big = w.submit("other", steps("o", 4), priority=1)  # another lane's long request, behind the page
+        while w.progress()["busy"] is False:
+            gate.wait(0.01)
+        tab = w.submit("view:tab", steps("v", 2))
+        tab2 = w.submit("view:tab2", steps("w", 2))
+        gate.set()
+        assert (tab.future.result(10), tab2.future.result(10), big.future.result(10)) == ("v", "w", "o")
+    finally:
+        w.close()
+    assert order == ["o0", "v0", "w0", "v1", "w1", "o1", "o2", "o3"]
 
 
 def test_explore_without_the_extra_is_one_error_line(tmp_path):
@@ -282,3 +326,122 @@ def test_a_superseded_view_stops_inside_its_precision_probe(explorer):
         images.image_for(cache, explorer.start.model, view, "auto", "view", superseded)
     assert calls == [0]  # the probe's first segment, before any of the frame's own pixels
     assert not list(cache.frames.iterdir()) and not list(cache.decisions.iterdir())
+
+
+def test_a_cancelled_view_or_draft_stops_in_the_probe_of_its_first_unit(explorer):
+    """The cancel reaches the precision probe of the view's tiles and of a draft's frames."""
+    from zoomreel.explore.worker import Task
+
+    st = server.make_app(explorer).state.zoomreel
+    checks = []
+
+    class Cancelled(Task):
+        def check(self):
+            checks.append(1)
+            if len(checks) > 1:  # past the view's own first check: inside the first tile's probe
+                raise Superseded("test")
+
+    view = path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("0.5"), (16, 16))
+    task = Cancelled("t", None, 0, "t")
+    steps = server.view_steps(st, explorer.start.model, view, "auto", task, lambda item: None)
+    with pytest.raises(Superseded):
+        for _ in steps:
+            checks.clear()
+    assert not list(st.cache.frames.iterdir()) and not list(st.cache.decisions.iterdir())
+
+    text = START + '\n[[keyframe]]\ntime = 1.0\ncenter = ["2.5", "2.1298"]\nspan = "1"\n'
+    f = explorer.save_dir / "d.toml"
+    f.write_text(text)
+    plan = render.make_plan(scene.load(f), True, explorer.out_dir / "drafts")
+    checks.clear()
+    with pytest.raises(Superseded):
+        drafts.train_draft(plan, render.Reporter(), Cancelled("d", None, 0, "d").check)
+    assert checks == [1, 1]  # the first frame's probe, its first segment
+    assert not any(plan.cache.frames.iterdir()) if plan.cache.frames.exists() else True
+
+
+def test_the_view_shows_a_coarse_picture_before_its_own_and_ends_on_the_frame(client, explorer):
+    body = _body(client, center=["2.5", "2.1298"], span="1.0", size=[64, 32])
+    got = lines(client.post("/api/view", json=body))
+    pictures = [g for g in got if g.get("image")]
+    assert pictures[0]["preview"] is True and pictures[0]["final"] is False  # a picture before any tile
+    assert [g["final"] for g in got].count(True) == 1 and got[-1]["final"] is True
+    trained = [g["trained"] for g in got]
+    assert trained == sorted(trained) and trained[-1] == got[-1]["tiles"]
+    shown = [g["level"] for g in pictures if g["level"] is not None]
+    assert shown == sorted(shown) and shown[-1] == got[-1]["levels"][-1]  # coarse to fine
+    # a view inside this one starts from the cached tiles at once
+    inner = lines(client.post("/api/view", json=dict(body, span="0.5")))
+    assert inner[0]["image"] and inner[0]["level"] is not None and inner[0]["preview"] is False
+    # so does one zoomed out of it, from its finer tiles, before anything of its own is trained
+    outer = lines(client.post("/api/view", json=dict(body, span="2.5")))
+    assert levels.chain(path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("2.5"), (64, 32)))[-1] == 3  # body's view is level 4
+    assert outer[0]["image"] and outer[0]["trained"] == 0 and outer[0]["preview"] is False
+
+
+def test_a_partial_picture_paints_each_level_where_its_tiles_cover():
+    from zoomreel import color
+
+    view = path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("1.0"), (256, 128))
+    chain = levels.chain(view)
+    assert chain[0] == levels.top_level(view) < chain[-1]  # the coarsest level (1 to 4 tiles) .. the view's own
+    assert chain[0] <= levels.top_level(view) and len(levels.ordered_tiles(view, levels.top_level(view))) <= 4
+    raw = lambda t: np.full((64, 64), -1.0 - t.level)  # noqa: E731  (converged, one shade a level)
+    coarse = {t: raw(t) for t in levels.ordered_tiles(view, chain[0])}
+    rgb, whole, painted = levels.paint(view, {chain[0]: coarse}, color.DEFAULT_PALETTE)
+    assert whole == chain[0] and painted == 1.0 and rgb.shape == (128, 256, 3)
+    fine = levels.ordered_tiles(view, chain[-1])
+    part, whole, painted = levels.paint(view, {chain[0]: coarse, chain[-1]: {fine[0]: raw(fine[0])}}, color.DEFAULT_PALETTE)
+    assert whole == chain[0] and 0 < painted <= 1.0
+    blank, whole, painted = levels.paint(view, {}, color.DEFAULT_PALETTE)
+    assert whole is None and painted == 0.0 and (blank == levels.BLANK).all()
+
+
+def test_the_first_view_of_any_file_fits_the_caps(tmp_path):
+    """A very tall video, or a model with many steps, still opens on a view the server accepts."""
+    from starlette.testclient import TestClient
+
+    f = tmp_path / "tall.toml"
+    f.write_text(START.replace("size = [64, 32]", "size = [16, 8192]").replace("steps = 20", "steps = 4000").replace("span = 9.0", "span = 0.01"))
+    s = scene.load(f)
+    limits = server.Limits(max_pixel_steps=200_000_000)
+    ex = server.Explorer(s, server.start_size(s, 256, limits), tmp_path, tmp_path / "out", token="tok",
+                         hosts={"testserver"}, limits=limits)
+    with TestClient(server.make_app(ex), headers=HEADERS) as c:
+        st = c.get("/api/start").json()
+    assert max(st["size"]) <= server.MAX_SIDE and min(st["size"]) >= 16
+    doc = {"model": st["model"], "center": st["view"]["center"], "span": st["view"]["span"], "size": st["size"]}
+    model, view, _ = server.parse_view(guard.parse_body(json.dumps(doc).encode(), "view"), "view")  # /api/view's checks
+    server.check_trainable(model, view, "view")
+    server.check_work(limits, server.view_work(model, view), "view", "the first view")
+    with pytest.raises(server.UserError, match="more than the explorer's limit"):
+        server.start_size(s, 256, server.Limits(max_pixel_steps=1000))
+
+
+def test_a_complete_level_paints_the_views_own_picture(explorer):
+    """The partial pictures are drawn the right way up and in the final colours:
+    once a view's level is all there, they are its picture."""
+    view = path.View((Decimal("2"), Decimal("2")), Decimal("4"), (16, 16))  # level 0's lattice, one tile
+    cache = images.view_cache(explorer.out_dir)
+    img = images.image_for(cache, explorer.start.model, view, "auto", "view")
+    units = render.TileUnits(explorer.start.model, cache, "auto", "view")
+    tile = levels.ordered_tiles(view, 0)
+    assert len(tile) == 1 and levels.chain(view) == [0]
+    rgb, whole, painted = levels.paint(view, {0: {tile[0]: units.get(tile[0])[0]}}, explorer.start.video.palette)
+    assert whole == 0 and painted == 1.0 and np.array_equal(rgb, img.rgb)
+
+
+def test_the_preview_samples_are_the_coarsest_tiles_own_pixels(explorer):
+    view = path.View((Decimal("2.5"), Decimal("2.1298")), Decimal("0.6"), (64, 32))  # 40x20 of level 4's pixels
+    top = levels.chain(view)[0]
+    rough = levels.preview(explorer.start.model, view, top)
+    assert set(rough) == set(levels.ordered_tiles(view, top))
+    cache = images.view_cache(explorer.out_dir)
+    units = render.TileUnits(explorer.start.model, cache, "auto", "view")
+    render.train_units(units, list(rough), False, render.Reporter())
+    A = levels.preview_arithmetic(explorer.start.model, view)
+    for t, stand_in in rough.items():
+        raw, meta = units.get(t)
+        assert meta["dtype"] == A.name  # the same arithmetic: the same bits
+        known = np.isfinite(stand_in)
+        assert known.any() and np.array_equal(stand_in[known], raw[known])  # stride 1 here: every pixel under the view

@@ -1,7 +1,8 @@
 """`zoomreel explore` used as a new user would: a real server, Debian's chromium.
 
-The page must show a trained picture, zoom by dragging, take two keyframes and
-save them as a file `zoomreel info` accepts. ZOOMREEL_SCREENSHOTS=DIR keeps
+The page must show a picture before the view's own level is trained, keep
+one on screen while zooming, end on the frame a pyramid render shows, zoom by
+dragging, take two keyframes and save them as a file `zoomreel info` accepts. ZOOMREEL_SCREENSHOTS=DIR keeps
 the page's screenshots there (docs/explore.md shows them).
 """
 
@@ -50,7 +51,7 @@ def server(tmp_path):
     )
     try:
         line = p.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        m = re.search(r"http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]+", line)
         assert m, (line, p.stderr.read() if p.poll() is not None else "")
         yield m.group(0), tmp_path, p
     finally:
@@ -76,6 +77,41 @@ def _wait_ready(page, size="64x64"):
     page.wait_for_function(f"() => {{ const p = document.getElementById('plane'); return p.dataset.state === 'ready' && p.dataset.shown === '{size}'; }}", timeout=120_000)
 
 
+# samples, every animation frame, whether a picture is on screen: a decoded image over the plane
+WATCH = """() => {
+  window.zoomreelSeen = [];
+  const step = () => {
+    const img = document.getElementById('view'), plane = document.getElementById('plane');
+    const a = img.getBoundingClientRect(), b = plane.getBoundingClientRect();
+    const w = Math.min(a.right, b.right) - Math.max(a.left, b.left), h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    window.zoomreelSeen.push(!!img.getAttribute('src') && img.complete && img.naturalWidth > 0 && w > b.width / 4 && h > b.height / 4);
+    if (window.zoomreelWatching) requestAnimationFrame(step);
+  };
+  window.zoomreelWatching = true;
+  requestAnimationFrame(step);
+}"""
+
+
+def _page_png(page) -> np.ndarray:
+    import base64
+    import io
+
+    src = page.evaluate("document.getElementById('view').src")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+
+
+def _render_frame(tmp: Path, center, span: str) -> tuple[np.ndarray, int]:
+    """The frame a pyramid render of this view shows, and the tiles it had to train."""
+    from zoomreel import render, scene
+
+    f = tmp / "same.toml"
+    f.write_text(START.replace("fps = 2", 'fps = 2\nmode = "pyramid"').replace("center = [1.5, 1.5]", f'center = ["{center[0]}", "{center[1]}"]')
+                 .replace("span = 9.0", f'span = "{span}"'))
+    plan = render.make_plan(scene.load(f), out=tmp / "out")
+    units, trained = render.train_tiles(plan, None, False, render.Reporter())
+    return render.pyramid_frame(plan, 0, render.TileReader(units))[0], trained
+
+
 def test_explore_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
@@ -90,6 +126,13 @@ def test_explore_in_chromium(server):
             _wait_ready(page)
             plane = page.locator("#plane")
             assert _colours(plane.screenshot()) > 20  # a trained picture, not a blank box
+            # a picture came before the view's own level was trained, coarse levels first
+            events = page.evaluate("window.zoomreelEvents")
+            assert events[0]["final"] is False and events[0]["trained"] < events[0]["tiles"], events
+            assert events[-1]["final"] is True and sum(e["final"] for e in events) == 1
+            # the final picture is the frame a pyramid render of the view shows, from the same tiles
+            rgb, trained = _render_frame(tmp, ["1.5", "1.5"], "9")
+            assert trained == 0 and np.array_equal(_page_png(page), rgb)
             assert page.locator("#ro-span").inner_text() == "9"
             # the deepest arithmetic any of the view's tiles needed, and its resolved share
             assert re.fullmatch(r"(float32|float64|dd), resolved \d+\.\d %", page.locator("#ro-dtype").inner_text())
@@ -119,6 +162,22 @@ def test_explore_in_chromium(server):
             assert cx > Decimal("1.5") and cy > Decimal("1.5")  # up and to the right
             zoomed = plane.screenshot()
             assert zoomed != first and _colours(zoomed) > 20
+
+            # a wheel zoom: the picture is scaled at once and stays on screen until the new view's is done
+            page.evaluate(WATCH)
+            page.evaluate("window.zoomreelEvents.length = 0")
+            page.mouse.move(box["x"] + 200, box["y"] + 300)
+            page.mouse.wheel(0, -100)
+            page.wait_for_function(f"() => document.getElementById('ro-span').textContent !== '{span}'")
+            _wait_ready(page)
+            page.evaluate("window.zoomreelWatching = false")
+            seen = page.evaluate("window.zoomreelSeen")
+            assert len(seen) > 1 and all(seen), seen.count(False)
+            wheel = page.evaluate("window.zoomreelEvents")
+            assert wheel[-1]["final"] is True and abs(Decimal(page.locator("#ro-span").inner_text()) * Decimal("1.5") / span - 1) < Decimal("1e-6")
+            page.click("#back")
+            page.wait_for_function(f"() => document.getElementById('ro-span').textContent === '{span}'")
+            _wait_ready(page)
 
             # back to the first view: drawn from the cached tiles, not trained again; forward again
             page.click("#back")

@@ -452,15 +452,17 @@ def explore(
     port: int = typer.Option(8765, "--port", help="port to listen on (0: any free port)"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (default: this machine only)"),
     no_browser: bool = typer.Option(False, "--no-browser", help="only print the URL"),
-    size: int = typer.Option(256, "--size", help="view width in pixels (height from [video] size)"),
+    size: int = typer.Option(256, "--size", help="view width in pixels (the height follows the file's video size)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="view cache and drafts under this folder instead of outputs/"),
+    max_pixel_steps: float = typer.Option(2e9, "--max-pixel-steps", help="most pixel-steps one request (a view, a locate, a draft) may train"),
+    max_draft_frames: int = typer.Option(600, "--max-draft-frames", help="most frames a draft may have"),
 ):
     """Explore the plane in the browser: zoom, add keyframes, save them, watch a draft."""
 
     def go():
         from . import explore as ex
 
-        ex.serve(file, host, port, not no_browser, size, out_dir)
+        ex.serve(file, host, port, not no_browser, size, out_dir, max_pixel_steps, max_draft_frames)
 
     _run(go)
 

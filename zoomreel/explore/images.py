@@ -40,11 +40,6 @@ def view_cache(out_dir: Path) -> Cache:
     return cache
 
 
-def work(model: Model, view: View) -> int:
-    """Pixel-steps of every tile the view reads (for progress)."""
-    return len(pyramid.frame_plan(view).tiles()) * pyramid.TILE**2 * model.steps
-
-
 class _Progress(render.Reporter):
     """Tiles trained or found cached, as pixel-steps (the page's progress bar)."""
 

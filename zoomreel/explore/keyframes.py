@@ -18,6 +18,7 @@ from ..model import Model
 from ..scene import Video
 
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
+_BARE = 40  # longer numbers go as strings: the parser checks them without TOML's integer limits
 
 
 def _string(v) -> str:
@@ -26,10 +27,10 @@ def _string(v) -> str:
 
 
 def _time(v) -> str:
-    """A time as the user typed it: a bare number when it is one, else a string the parser rejects."""
+    """A time as the user typed it: a bare number when it is a short one, else a string (which the parser reads as a number or rejects)."""
     if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
         v = str(v)
-    if isinstance(v, str) and _NUMBER.fullmatch(v.strip()):
+    if isinstance(v, str) and len(v.strip()) <= _BARE and _NUMBER.fullmatch(v.strip()):
         return v.strip()
     return _string(v)
 

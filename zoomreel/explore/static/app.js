@@ -6,14 +6,19 @@ const $ = (id) => document.getElementById(id);
 const DISPLAY = 560; // the plane's width on screen, CSS pixels
 const S = {
   start: null, model: null, size: [256, 256], precision: "auto",
-  view: null, history: [], pos: -1, gen: 0, pending: 0, navBusy: false,
+  view: null, history: [], pos: -1, gen: 0, pending: 0, nav: Promise.resolve(),
   client: Math.random().toString(36).slice(2), keyframes: [],
+  disp: null, // where the picture on screen lies, [x0, y0, x1, y1] in pixels of the view asked for
+  abort: null, events: [],
 };
+window.zoomreelEvents = S.events; // what the page showed, in order (the browser test reads it)
+
+function post(body, signal) {
+  return { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal };
+}
 
 async function api(url, body) {
-  const r = await fetch(url, body === undefined ? {} : {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-  });
+  const r = await fetch(url, body === undefined ? {} : post(body));
   let data;
   try { data = await r.json(); } catch (e) { data = { error: `error: the server answered ${r.status} (${url}): try again` }; }
   data.status = r.status;
@@ -46,26 +51,98 @@ function go(view, remember = true) {
 
 async function train() {
   const my = ++S.gen;
-  const [W, H] = S.size;
-  const coarse = [Math.max(16, Math.round(W / 4)), Math.max(16, Math.round(H / 4))];
-  const sizes = coarse[0] < W ? [coarse, S.size] : [S.size];
+  if (S.abort) S.abort.abort(); // the server cancels a view whose page stopped listening
+  const ctl = new AbortController();
+  S.abort = ctl;
   setError("");
-  for (const size of sizes) {
-    setState("training", `training ${size[0]}x${size[1]}`);
-    S.pending++;
-    const r = await api("/api/view", viewBody(size)).finally(() => S.pending--);
-    if (my !== S.gen || r.superseded) return;
-    if (r.error) { setError(r.error); setState("error", "error"); return; }
-    showImage(r);
-  }
-  setState("ready", "ready");
+  setState("training", "training");
+  S.pending++;
+  try {
+    const r = await fetch("/api/view", post(viewBody(S.size), ctl.signal));
+    if (!(r.headers.get("content-type") || "").includes("ndjson")) { // one JSON: an error, or a view already done
+      let data;
+      try { data = await r.json(); } catch (e) { data = { error: `error: the server answered ${r.status} (view): try again` }; }
+      if (my === S.gen) onViewLine(data, my);
+      return;
+    }
+    const reader = r.body.getReader(), dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (my !== S.gen) { ctl.abort(); return; }
+        if (line.trim()) await onViewLine(JSON.parse(line), my);
+      }
+    }
+  } catch (e) {
+    if (my === S.gen && e.name !== "AbortError") { setError(`error: ${e.message} (view): try again`); setState("error", "error"); }
+  } finally { S.pending--; }
 }
 
-function showImage(r) {
+async function onViewLine(r, my) {
+  if (r.superseded) return;
+  if (r.error) { setError(r.error); setState("error", "error"); return; }
+  if (r.image) await showImage(r, my);
+  if (my !== S.gen) return;
+  S.lastLine = r;
+  if (r.final) {
+    showReadout(r);
+    $("plane").dataset.shown = `${r.size[0]}x${r.size[1]}`;
+    setState("ready", r.cached ? "ready (cached)" : "ready");
+  } else {
+    setState("training", levelText(r));
+  }
+}
+
+function levelText(r) {
+  const k = r.levels.indexOf(r.level), n = r.levels.length;
+  const lv = r.level === null ? (r.preview ? "a preview" : "no level yet")
+    : k >= 0 ? `level ${k + 1} of ${n}` : r.level < r.levels[0] ? "a coarser level (cached)" : "a cached level";
+  const eta = r.eta === null || r.eta === undefined ? "" : `, about ${Math.ceil(r.eta)} s left`;
+  return `showing ${lv}; ${r.trained}/${r.tiles} tiles trained${eta}`;
+}
+
+// the picture stays until the next one is decoded, so the view never blanks
+async function showImage(r, my) {
   const img = $("view");
+  const next = new Image();
+  next.src = r.image;
+  try { await next.decode(); } catch (e) { return; }
+  if (my !== S.gen) return;
   img.src = r.image;
-  $("plane").dataset.shown = `${r.size[0]}x${r.size[1]}`;
-  img.style.transform = "";
+  S.disp = null;
+  placePicture();
+  const plane = $("plane");
+  plane.dataset.level = r.level === null ? "" : String(r.level);
+  plane.dataset.final = r.final ? "1" : "0";
+  S.events.push({ type: "picture", at: Math.round(performance.now()), final: !!r.final, level: r.level, preview: !!r.preview, trained: r.trained, tiles: r.tiles, span: S.view.span });
+}
+
+// where the shown picture lies: moved and scaled at once as the view changes, before any training
+function placePicture() {
+  const img = $("view"), k = scale(), [W, H] = S.size;
+  if (!S.disp) { img.style.transform = ""; return; }
+  const [x0, y0, x1, y1] = S.disp;
+  img.style.transformOrigin = "0 0";
+  img.style.transform = `translate(${x0 * k}px, ${y0 * k}px) scale(${(x1 - x0) / W}, ${(y1 - y0) / H})`;
+}
+
+// the view asked for moves to rect (pixels of the current one): the picture follows it
+function followRect(rect) {
+  const [W, H] = S.size, [x0, y0, x1, y1] = rect;
+  const f = Math.max((x1 - x0) / W, (y1 - y0) / H);
+  const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2, left = cx - W * f / 2, top = cy - H * f / 2;
+  const d = S.disp || [0, 0, W, H];
+  S.disp = [(d[0] - left) / f, (d[1] - top) / f, (d[2] - left) / f, (d[3] - top) / f];
+  placePicture();
+}
+
+function showReadout(r) {
   $("ro-dtype").textContent = `${r.dtype}, resolved ${(100 * r.resolved).toFixed(1)} %` + (r.cached ? " (cached)" : "") + (r.warning ? ` - ${r.warning}` : "");
   $("ro-converged").textContent = `${(100 * r.converged).toFixed(1)} % of the pixels`;
   $("ro-x").textContent = r.axes.x;
@@ -80,7 +157,9 @@ async function pollProgress() {
       const w = S.drafting ? p.drafts : p.views;
       if (w && w.busy && w.total > 0) {
         $("progress").value = Math.min(1, w.done / w.total);
-        $("status").textContent = `${w.label}: ${Math.round(100 * w.done / w.total)} %`;
+        const eta = w.eta === null ? "" : `, about ${Math.ceil(w.eta)} s left`;
+        $("status").textContent = S.drafting ? `${w.label}: ${Math.round(100 * w.done / w.total)} %${eta}`
+          : (S.lastLine && !S.lastLine.final ? levelText({ ...S.lastLine, eta: w.eta }) : S.stateText);
       }
     } catch (e) { /* the next poll tries again */ }
   } else {
@@ -92,14 +171,16 @@ async function pollProgress() {
 
 // -- navigation: every new view is computed by the server, in decimals
 
-async function navigate(rect) {
-  if (S.navBusy) return;
-  S.navBusy = true;
-  try {
+// each gesture moves the picture at once; the server computes the exact views one after another
+function navigate(rect) {
+  ++S.gen; // pictures of the view being left no longer show
+  followRect(rect);
+  S.nav = S.nav.then(async () => {
     const r = await api("/api/navigate", { ...viewBody(S.size), rect });
-    if (r.error) { setError(r.error); $("view").style.transform = ""; return; }
+    if (r.error) { setError(r.error); S.disp = null; placePicture(); return; }
     go(r);
-  } finally { S.navBusy = false; }
+  });
+  return S.nav;
 }
 
 function scale() { return DISPLAY / S.size[0]; }
@@ -118,7 +199,9 @@ function setupMouse() {
     const [x, y] = at(e), [x0, y0] = drag.p0;
     drag.p1 = [x, y];
     if (drag.pan) {
-      img.style.transform = `translate(${x - x0}px, ${y - y0}px)`;
+      const d = S.disp || [0, 0, S.size[0], S.size[1]], k = scale();
+      img.style.transformOrigin = "0 0";
+      img.style.transform = `translate(${d[0] * k + x - x0}px, ${d[1] * k + y - y0}px) scale(${(d[2] - d[0]) / S.size[0]}, ${(d[3] - d[1]) / S.size[1]})`;
     } else {
       Object.assign(box.style, { display: "block", left: `${Math.min(x, x0)}px`, top: `${Math.min(y, y0)}px`,
         width: `${Math.abs(x - x0)}px`, height: `${Math.abs(y - y0)}px` });
@@ -131,7 +214,7 @@ function setupMouse() {
     if (!d.p1) return;
     const k = scale(), [W, H] = S.size;
     const [x0, y0] = d.p0, [x1, y1] = d.p1;
-    if (Math.abs(x1 - x0) < 4 && Math.abs(y1 - y0) < 4) { img.style.transform = ""; return; }
+    if (Math.abs(x1 - x0) < 4 && Math.abs(y1 - y0) < 4) { placePicture(); return; }
     if (d.pan) {
       const dx = (x1 - x0) / k, dy = (y1 - y0) / k;
       navigate([-dx, -dy, W - dx, H - dy]);
@@ -209,7 +292,7 @@ function status(text, ok) {
 }
 
 async function save() {
-  const r = await api("/api/save", keyframeBody());
+  const r = await api("/api/save", { ...keyframeBody(), overwrite: $("kf-overwrite").checked });
   if (r.error) return status(r.error, false);
   status(`saved ${r.keyframes} keyframes to ${r.path}`, true);
 }
@@ -220,7 +303,7 @@ async function draft() {
   const r = await api("/api/draft", keyframeBody()).finally(() => { S.drafting = false; $("status").textContent = S.stateText; });
   if (r.superseded) return;
   if (r.error) return status(r.error, false);
-  status(`draft: ${r.frames} frames (${r.rendered} trained) in ${r.seconds.toFixed(1)} s`, true);
+  status(`draft: ${r.frames} frames (${r.rendered} ${r.unit} trained) in ${r.seconds.toFixed(1)} s`, true);
   const v = $("draft");
   v.hidden = false;
   v.src = r.video;
