@@ -1,9 +1,21 @@
 """The one way zoomreel writes a file: whole or not at all.
 
 Every file zoomreel leaves (cache records and arrays, the models' draws, the
-video, a plot) is first written to a hidden temporary file in the same folder,
-flushed to disk, and renamed over the destination, so a reader sees the old
-file, the new file, or none, even when the writer is killed.
+video, a plot, a saved keyframe file) is first written to a hidden temporary
+file in the same folder, flushed to disk, and renamed over the destination,
+so a reader sees the old file, the new file, or none, even when the writer is
+killed or the disk fills up.
+
+What a destination name may be (:func:`destination`):
+
+- a regular file, or a name not taken yet: replaced (created) as above;
+- a symbolic link: followed. The file it points to is replaced, in that
+  file's folder; the link itself stays as it is;
+- a device, a pipe or a socket, or a name that leads into ``/proc`` (an
+  open descriptor, such as ``/dev/stdout``): written into where it is, never
+  replaced, and never taken for a place a temporary file could go. A writer that must not write
+  into such a file (the cache) says so with ``special=False`` and gets one
+  error instead.
 
 Temporary names carry the host and the process id,
 ``.<name>.<host>.<pid>.tmp<suffix>``, so writers on several machines sharing
@@ -16,10 +28,15 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .errors import UserError
+
 _HOST = socket.gethostname().replace(".", "_") or "host"
+
+OnError = Callable[[OSError, Path], BaseException]
 
 
 def temp_path(path: Path, suffix: str = "") -> Path:
@@ -35,41 +52,129 @@ def _unlink(p: Path) -> None:
         pass
 
 
-@contextlib.contextmanager
-def replacing(path: Path, suffix: str = "", on_error: Callable[[OSError, Path], BaseException] | None = None) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it becomes ``path``.
+def _leads_into_proc(path: Path) -> bool:
+    """Whether ``path`` or a link on the way to its file lies in /proc (as
+    /dev/stdout -> /proc/self/fd/1 does: the name of an open descriptor)."""
+    p = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        head, name = os.path.split(p)
+        p = os.path.join(os.path.realpath(head), name)
+        if p == "/proc" or p.startswith("/proc/"):
+            return True
+        try:
+            link = os.readlink(p)
+        except OSError:
+            return False
+        p = os.path.join(os.path.dirname(p), link)
+    return False
 
-    The caller writes the temporary file completely (by name, e.g. through an
-    encoder). On leaving the block the file is synced and renamed into place;
-    on any exception it is removed. ``suffix`` keeps an extension that a
-    writer needs (``.mp4``). ``on_error`` turns an OSError into the error to
-    raise (the caller's user-facing message).
+
+def is_special(path: Path) -> bool:
+    """Whether ``path`` names something written into in place: a device, a
+    pipe, a socket (after following links), or an open descriptor's name."""
+    path = Path(path)
+    if _leads_into_proc(path):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # not there yet (or a dangling or looping link): nothing special to write into
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def destination(path: Path) -> Path:
+    """The file a write of ``path`` replaces: ``path`` itself, or, for a
+    symbolic link, the file it points to (resolved, dangling or not)."""
+    path = Path(path)
+    if path.is_symlink():
+        return Path(os.path.realpath(path))
+    return path
+
+
+def special_error(e: OSError, path: Path) -> UserError:
+    """The user's message for a failed write into a device, pipe or socket."""
+    return UserError(f"cannot write into this device or pipe: {e.strerror or e}", str(path),
+                     "write to a regular file, or to a device or pipe that takes the data")
+
+
+def refused(path: Path) -> UserError:
+    return UserError("not a regular file", str(path), "remove it (or move it away) and run again")
+
+
+@contextlib.contextmanager
+def replacing(path: Path, suffix: str = "", on_error: OnError | None = None, special: bool = True) -> Iterator[Path]:
+    """Yield a path to write; on success its content becomes ``path``'s.
+
+    The caller writes the yielded file completely (by name, e.g. through an
+    encoder). For a regular destination (a symbolic link followed, see
+    :func:`destination`) that is a temporary file in the destination's
+    folder: on leaving the block it is synced and renamed into place, and on
+    any exception removed, so the old file stays whole. ``suffix`` keeps an
+    extension that a writer needs (``.mp4``). ``on_error`` turns an OSError
+    into the error to raise (the caller's user-facing message), and is given
+    the destination.
+
+    For a device, pipe or socket (:func:`is_special`) the yielded path is
+    ``path`` itself, written into in place; a failure is one
+    :func:`special_error`. With ``special=False`` such a destination is
+    refused before anything is written.
     """
     path = Path(path)
-    tmp = temp_path(path, suffix)
+    if is_special(path):
+        if not special:
+            raise refused(path)
+        try:
+            yield path
+        except OSError as e:
+            raise special_error(e, path) from None
+        return
+    target = destination(path)
+    tmp = temp_path(target, suffix)
     try:
         yield tmp
+        if not tmp.is_file() or tmp.is_symlink():
+            raise OSError(f"the writer left no file at {tmp}")
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as e:
         _unlink(tmp)
         if on_error is None:
             raise
-        raise on_error(e, path) from None
+        raise on_error(e, target) from None
     except BaseException:
         _unlink(tmp)
         raise
 
 
-def write_bytes(path: Path, data: bytes, on_error: Callable[[OSError, Path], BaseException] | None = None) -> None:
+def write_bytes(path: Path, data: bytes, on_error: OnError | None = None, special: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`replacing`)."""
-    with replacing(path, on_error=on_error) as tmp:
+    with replacing(path, on_error=on_error, special=special) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file ``path`` (a link followed). Anything
+    else (a pipe that would block, a device, a folder) raises OSError, so a
+    reader treats it as unreadable instead of waiting on it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"not a regular file: {path}")
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
