@@ -13,9 +13,12 @@ What a destination name may be (:func:`destination`):
   file's folder; the link itself stays as it is;
 - a device, a pipe or a socket, or a name that leads into ``/proc`` (an
   open descriptor, such as ``/dev/stdout``): written into where it is, never
-  replaced, and never taken for a place a temporary file could go. A writer that must not write
-  into such a file (the cache) says so with ``special=False`` and gets one
-  error instead.
+  replaced, and never taken for a place a temporary file could go.
+
+A writer of names it owns (the cache: every entry is a regular file it made)
+says ``owned=True``: then whatever is at the name (a link, a pipe, a device
+node) is replaced by the new regular file; nothing is followed or written
+into, so nothing outside the writer's folder changes.
 
 Temporary names carry the host and the process id,
 ``.<name>.<host>.<pid>.tmp<suffix>``, so writers on several machines sharing
@@ -91,18 +94,25 @@ def destination(path: Path) -> Path:
     return path
 
 
+def can_write(path: Path) -> bool:
+    """Whether a write of ``path`` can start: a device or pipe this process
+    may open for writing, or a destination (:func:`destination`) that is not
+    a folder, in a folder that exists and is writable."""
+    path = Path(path)
+    if is_special(path):
+        return os.access(path, os.W_OK)
+    target = destination(path)
+    return os.access(target.parent, os.W_OK) and not target.is_dir()
+
+
 def special_error(e: OSError, path: Path) -> UserError:
     """The user's message for a failed write into a device, pipe or socket."""
     return UserError(f"cannot write into this device or pipe: {e.strerror or e}", str(path),
                      "write to a regular file, or to a device or pipe that takes the data")
 
 
-def refused(path: Path) -> UserError:
-    return UserError("not a regular file", str(path), "remove it (or move it away) and run again")
-
-
 @contextlib.contextmanager
-def replacing(path: Path, suffix: str = "", on_error: OnError | None = None, special: bool = True) -> Iterator[Path]:
+def replacing(path: Path, suffix: str = "", on_error: OnError | None = None, owned: bool = False) -> Iterator[Path]:
     """Yield a path to write; on success its content becomes ``path``'s.
 
     The caller writes the yielded file completely (by name, e.g. through an
@@ -116,19 +126,17 @@ def replacing(path: Path, suffix: str = "", on_error: OnError | None = None, spe
 
     For a device, pipe or socket (:func:`is_special`) the yielded path is
     ``path`` itself, written into in place; a failure is one
-    :func:`special_error`. With ``special=False`` such a destination is
-    refused before anything is written.
+    :func:`special_error`. With ``owned=True`` the name itself is replaced,
+    whatever it is.
     """
     path = Path(path)
-    if is_special(path):
-        if not special:
-            raise refused(path)
+    if not owned and is_special(path):
         try:
             yield path
         except OSError as e:
             raise special_error(e, path) from None
         return
-    target = destination(path)
+    target = path if owned else destination(path)
     tmp = temp_path(target, suffix)
     try:
         yield tmp
@@ -150,9 +158,9 @@ def replacing(path: Path, suffix: str = "", on_error: OnError | None = None, spe
         raise
 
 
-def write_bytes(path: Path, data: bytes, on_error: OnError | None = None, special: bool = True) -> None:
+def write_bytes(path: Path, data: bytes, on_error: OnError | None = None, owned: bool = False) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`replacing`)."""
-    with replacing(path, on_error=on_error, special=special) as tmp:
+    with replacing(path, on_error=on_error, owned=owned) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
 

@@ -172,8 +172,9 @@ def entry_error(e: OSError, path: Path) -> UserError:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write bytes so that readers see either the old file, the new file, or
-    none (never into a pipe or device someone put in the cache's place)."""
-    atomic.write_bytes(path, data, on_error=entry_error, special=False)
+    none. The name is the cache's own: a link, pipe or device found there is
+    replaced, never followed or written into."""
+    atomic.write_bytes(path, data, on_error=entry_error, owned=True)
 
 
 class Cache:

@@ -184,23 +184,26 @@ def _disk_error(e: OSError, p: Path) -> UserError:
 
 
 def _write(p: Path, writer) -> None:
+    """``writer(f)`` into ``p`` whole or not at all (into a pipe or device as it is: zoomreel.atomic)."""
+    import io
+
     from . import atomic
 
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise _disk_error(e, p) from None
-    with atomic.replacing(p, on_error=_disk_error) as tmp:
-        with open(tmp, "wb") as f:
-            writer(f)
+    buf = io.BytesIO()  # encoded in memory first: a pipe cannot seek, as NumPy's writer would
+    writer(buf)
+    atomic.write_bytes(p, buf.getvalue(), on_error=_disk_error)
 
 
 def _writable(p: Path, option: str) -> None:
-    import os
+    from . import atomic
 
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        ok = os.access(p.parent, os.W_OK) and not p.is_dir()
+        ok = atomic.can_write(p)
     except OSError:
         ok = False
     if not ok:

@@ -44,11 +44,16 @@ def prepare(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise entry_error(e, path.parent) from None
-    if not os.access(path.parent, os.W_OK):
-        raise UserError("cannot write here", str(path.parent), "choose a writable folder with --out")
-    if path.is_dir():
-        raise UserError("a folder is in the way of a file zoomreel writes", str(path), "remove or rename that folder and run again")
-    atomic.sweep(path.parent)  # leftovers of an encoder killed earlier
+    if atomic.is_special(path):  # a pipe or device: written into as it is
+        if not os.access(path, os.W_OK):
+            raise UserError("cannot write into this device or pipe", str(path), "choose another video name with --out")
+        return
+    target = atomic.destination(path)  # a symbolic link: the file it points to
+    if not os.access(target.parent, os.W_OK):
+        raise UserError("cannot write here", str(target.parent), "choose a writable folder with --out")
+    if target.is_dir():
+        raise UserError("a folder is in the way of a file zoomreel writes", str(target), "remove or rename that folder and run again")
+    atomic.sweep(target.parent)  # leftovers of an encoder killed earlier
 
 
 def write_mp4(path: Path, frames: Iterable[np.ndarray], size: tuple[int, int], fps: int, crf: int = 18) -> int:
