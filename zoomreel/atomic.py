@@ -159,10 +159,22 @@ def replacing(path: Path, suffix: str = "", on_error: OnError | None = None, own
 
 
 def write_bytes(path: Path, data: bytes, on_error: OnError | None = None, owned: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`replacing`)."""
+    """Write ``data`` to ``path`` atomically (see :func:`replacing`); into a
+    device, pipe or descriptor name it is appended, as a shell's ``>>`` would,
+    so what the same descriptor got before stays."""
     with replacing(path, on_error=on_error, owned=owned) as tmp:
-        with open(tmp, "wb") as f:
+        with open(tmp, "ab" if tmp == Path(path) else "wb") as f:
             f.write(data)
+
+
+def is_stdout(path: Path) -> bool:
+    """Whether writing ``path`` writes to this process's standard output (the
+    same pipe, terminal or file), so that nothing else should be printed there."""
+    try:
+        a, b = os.stat(path), os.fstat(1)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def read_regular(path: Path) -> bytes:

@@ -145,9 +145,16 @@ def frame(
 
             img = color.colorize(res.raw, None, s.video.palette)
             _write(png, lambda f: Image.fromarray(img).save(f, format="PNG"))
-        print(render.frame_summary(t, res, s.model))
+        print(render.frame_summary(t, res, s.model), file=_summary_stream(png, npy))
 
     _run(go)
+
+
+def _summary_stream(*outputs: Optional[Path]):
+    """Where a summary line goes: stderr when a file is written to stdout itself."""
+    from . import atomic
+
+    return sys.stderr if any(p is not None and atomic.is_stdout(p) for p in outputs) else sys.stdout
 
 
 def _pyramid_frame(s, t: Decimal, out_dir: Optional[Path], png: Optional[Path], npy: Optional[Path]) -> None:
@@ -173,7 +180,8 @@ def _pyramid_frame(s, t: Decimal, out_dir: Optional[Path], png: Optional[Path], 
         f"t={t}s {plan.view(0).describe()} size {W}x{H} pyramid level {fp.fine.level}"
         + (f" blended {fp.blend:.2f} with level {fp.coarse.level}" if fp.coarse is not None else "")
         + f", {len(plan.tiles([0]))} tiles ({trained} trained) in {units.cache.root}, {clock.perf_counter() - t0:.2f} s"
-        + f", kernel {plan.kernel_label}"
+        + f", kernel {plan.kernel_label}",
+        file=_summary_stream(png, npy),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -151,8 +152,15 @@ def _failure(said: str, code: int, path: Path) -> UserError:
         if text in said:
             return os_error(OSError(errno_, text), path)
     lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
-    why = lines[-1] if lines else (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
+    why = lines[-1] if lines else (f"killed by {_signal_name(-code)}" if code < 0 else f"exit status {code}")
     return UserError(f"ffmpeg could not write the video: {why}", str(path), "check the folder and the disk, then run again")
+
+
+def _signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
 
 
 def probe(path: Path) -> dict:
