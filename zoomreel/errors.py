@@ -6,7 +6,7 @@ prints it as one line, ``error: <what> (<where>): <how to fix>``, and exits 2.
 Text that comes from the user (titles, file and folder names, values) is
 data: :func:`printable` drops control characters (an ANSI escape in a title
 would otherwise reach the terminal), and :func:`shown` writes a value as the
-user wrote it.
+user wrote it (a very long number in short).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def printable(text: str) -> str:
 def shown(v) -> str:
     """A value from a TOML file as the user would write it (``[1.5, 2]``, not ``[Decimal('1.5'), 2]``)."""
     if isinstance(v, Decimal):
-        return str(v)
+        text = str(v)
+        return text if len(text) <= 40 else f"{v:.6e}"  # a number of 300 digits would fill the line
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
