@@ -372,6 +372,7 @@ def locate(
         if factor < 2 or not 16 <= size <= 512:
             raise UserError("factor or size out of range", "--factor/--size", "use a factor >= 2 and a size of 16 to 512")
         k = s.keyframes[0]
+        loc.check_depth(s.model, k.center, d, size)
         from .path import View
 
         def places(view):  # decimals enough to place the centre within a ten-thousandth of the span
