@@ -11,9 +11,9 @@ What a destination name may be (:func:`destination`):
 - a regular file, or a name not taken yet: replaced (created) as above;
 - a symbolic link: followed. The file it points to is replaced, in that
   file's folder; the link itself stays as it is;
-- a device, a pipe or a socket, or a name that leads into ``/proc`` (an
-  open descriptor, such as ``/dev/stdout``): written into where it is, never
-  replaced, and never taken for a place a temporary file could go.
+- a device, a pipe or a socket, or the name of an open descriptor (such as
+  ``/dev/stdout``, a link to ``/proc/self/fd/1``): written into where it is,
+  never replaced, and never taken for a place a temporary file could go.
 
 A writer of names it owns (the cache: every entry is a regular file it made)
 says ``owned=True``: then whatever is at the name (a link, a pipe, a device
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import stat
 from pathlib import Path
@@ -55,14 +56,17 @@ def _unlink(p: Path) -> None:
         pass
 
 
-def _leads_into_proc(path: Path) -> bool:
-    """Whether ``path`` or a link on the way to its file lies in /proc (as
-    /dev/stdout -> /proc/self/fd/1 does: the name of an open descriptor)."""
+_DESCRIPTOR = re.compile(r"/proc/[^/]+/(task/[^/]+/)?fd/[^/]+")
+
+
+def _names_a_descriptor(path: Path) -> bool:
+    """Whether ``path``, or a link on the way to its file, is the name of an
+    open descriptor (/dev/stdout -> /proc/self/fd/1)."""
     p = os.path.abspath(path)
     for _ in range(40):  # the kernel's own limit on links followed
         head, name = os.path.split(p)
         p = os.path.join(os.path.realpath(head), name)
-        if p == "/proc" or p.startswith("/proc/"):
+        if _DESCRIPTOR.fullmatch(p):
             return True
         try:
             link = os.readlink(p)
@@ -76,7 +80,7 @@ def is_special(path: Path) -> bool:
     """Whether ``path`` names something written into in place: a device, a
     pipe, a socket (after following links), or an open descriptor's name."""
     path = Path(path)
-    if _leads_into_proc(path):
+    if _names_a_descriptor(path):
         return True
     try:
         mode = os.stat(path).st_mode
