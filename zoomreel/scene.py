@@ -209,8 +209,8 @@ class _Reader:
             self.fail(where, f"{shown(v)} is below the minimum {lo}", fix)
         if hi is not None and d > hi:
             self.fail(where, f"{shown(v)} is above the maximum {hi}", fix)
-        if d == 0:
-            return 0 if integer else Decimal(0)  # 0E-2000000 too: an exponent no arithmetic needs
+        if d == 0:  # as written ("0.0"), but 0E-2000000 as plain 0: an exponent no arithmetic needs
+            return d if integer or -EXP_MAX <= d.as_tuple().exponent <= EXP_MAX else Decimal(0)
         if not tiny and Decimal(d).adjusted() < -EXP_MAX:
             self.fail(where, f"{shown(v)} is too small a magnitude", f"use 0 or a magnitude of at least 1e-{EXP_MAX}")
         return d
