@@ -15,25 +15,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import scene_text
 
 pytest.importorskip("ray")
 
 CLI = [sys.executable, "-m", "zoomreel"]
-SCENE = """
-[model]
-steps = 20
-[video]
-size = [16, 16]
-fps = {fps}
-[[keyframe]]
-time = 0.0
-center = [1.5, 1.5]
-span = 9.0
-[[keyframe]]
-time = 1.0
-center = ["2.5", "2.1298"]
-span = 1.0
-"""
 
 
 def marked(mark: str) -> list[tuple[int, str]]:
@@ -61,7 +47,7 @@ def wait_for(cond, seconds=120):
 
 
 def start(tmp_path, fps, *extra):
-    (tmp_path / "s.toml").write_text(SCENE.format(fps=fps))
+    (tmp_path / "s.toml").write_text(scene_text(steps=20, fps=fps))
     mark = uuid.uuid4().hex
     env = dict(os.environ, ZOOMREEL_TEST_MARK=mark)
     p = subprocess.Popen([*CLI, "render", tmp_path / "s.toml", "--out", tmp_path / "o", "--quiet", "--ray", *extra],

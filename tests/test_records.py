@@ -15,26 +15,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import scene_text
 from zoomreel import render, scene
 from zoomreel.cache import seal
 from zoomreel.cli import app
 
-FRAMES = """
-title = "records"
-[model]
-steps = 20
-[video]
-size = [16, 16]
-fps = 2
-[[keyframe]]
-time = 0.0
-center = [1.5, 1.5]
-span = 9.0
-[[keyframe]]
-time = 1.0
-center = ["2.5", "2.1298"]
-span = 1.0
-"""
+FRAMES = scene_text(steps=20, fps=2)  # 3 frames of 16x16
 
 # a 32x16 view on pyramid level 3's lattice: four tiles of 64x64
 PYRAMID = """

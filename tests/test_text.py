@@ -12,6 +12,7 @@ import sys
 
 from typer.testing import CliRunner
 
+from conftest import scene_text
 from zoomreel import render, scene
 from zoomreel.cache import decision_key, seal
 from zoomreel.cli import app
@@ -20,22 +21,11 @@ from zoomreel.errors import literal, printable
 CLI = [sys.executable, "-m", "zoomreel"]
 HOSTILE = "[/bold][red]x\x1b[31m\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ \u202eevil\u2066 \x9b2J"
 SHOWN = "[/bold][red]x[31m]8;;http://evil.example\\link]8;;\\ evil 2J"  # HOSTILE as printed
-SCENE = """
-title = {title}
-[model]
-steps = 20
-[video]
-size = [16, 16]
-fps = 2
-[[keyframe]]
-time = 0.0
-center = [1.5, 1.5]
-span = 9.0
-[[keyframe]]
-time = 1.0
-center = ["2.5", "2.1298"]
-span = 1.0
-"""
+
+
+def titled(title: str) -> str:
+    """3 frames of 16x16 under ``title`` (TOML)."""
+    return f"title = {title}\n" + scene_text(steps=20, fps=2)
 
 
 def toml_string(text: str) -> str:
@@ -56,7 +46,7 @@ def test_the_helpers_print_hostile_text_as_written():
 
 def test_a_decision_warning_with_markup_and_escapes_prints_literally_in_the_progress_display(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text(SCENE.format(title='"t"'))
+    toml.write_text(titled('"t"'))
     out = tmp_path / "o"
     plan = render.make_plan(scene.load(toml), out=out)
     assert render.render(plan).rendered == 3
@@ -77,7 +67,7 @@ def test_a_decision_warning_with_markup_and_escapes_prints_literally_in_the_prog
 
 def test_info_prints_a_hostile_title_literally(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text(SCENE.format(title=toml_string(HOSTILE)))
+    toml.write_text(titled(toml_string(HOSTILE)))
     r = CliRunner().invoke(app, ["info", str(toml), "--out", str(tmp_path / "o")], color=True)
     assert r.exit_code == 0, r.output
     first = r.stdout.splitlines()[0]
@@ -87,7 +77,7 @@ def test_info_prints_a_hostile_title_literally(tmp_path):
 
 def test_an_error_quoting_the_file_is_one_clean_line(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text(SCENE.format(title='"t"').replace("[video]", f"[video]\n{toml_string(HOSTILE)} = 1"))
+    toml.write_text(titled('"t"').replace("[video]", f"[video]\n{toml_string(HOSTILE)} = 1"))
     r = subprocess.run([*CLI, "info", toml], capture_output=True, text=True)
     assert r.returncode == 2
     lines = r.stderr.splitlines()
@@ -97,7 +87,7 @@ def test_an_error_quoting_the_file_is_one_clean_line(tmp_path):
 
 def test_a_file_name_with_an_undecodable_byte_is_printed(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text(SCENE.format(title='"t"').replace("span = 1.0", "span = 1.0\ncolour = 1"))
+    toml.write_text(titled('"t"').replace("span = 1.0", "span = 1.0\ncolour = 1"))
     odd = tmp_path / "b\udcff.toml"  # the byte 0xff, as Python names it
     toml.rename(odd)
     r = subprocess.run([*CLI, "info", odd], capture_output=True, text=True, errors="replace")

@@ -22,27 +22,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoomreel import atomic, render, scene
+from conftest import scene_text
+from zoomreel import atomic
 from zoomreel.cache import Cache
 from zoomreel.errors import UserError
 
 CLI = [sys.executable, "-m", "zoomreel"]
-SCENE = """
-title = "writers"
-[model]
-steps = 20
-[video]
-size = [16, 16]
-fps = 2
-[[keyframe]]
-time = 0.0
-center = [1.5, 1.5]
-span = 9.0
-[[keyframe]]
-time = 1.0
-center = ["2.5", "2.1298"]
-span = 1.0
-"""
+SCENE = scene_text(steps=20, fps=2)  # 3 frames of 16x16
 
 
 def cli(*args, cwd=None, preexec_fn=None, stdout=subprocess.PIPE):
@@ -71,7 +57,7 @@ def toml(tmp_path):
 def dim_toml(tmp_path):
     """A scene large enough to box-count (the shorter side at least 65 px)."""
     p = tmp_path / "d.toml"
-    p.write_text(SCENE.replace("steps = 20", "steps = 40").replace("size = [16, 16]", "size = [96, 72]"))
+    p.write_text(scene_text(steps=40, w=96, h=72, fps=2))
     return p
 
 
