@@ -38,15 +38,19 @@ span = {span1}
 """
 
 
+def scene_text(steps=30, w=16, h=16, fps=4, t1="1.0", span1="1.0", model_extra="", video_extra="", keyframes=None):
+    """A keyframe file: tanh, full batch, zooming from the standard view towards (2.5, 2.1298)."""
+    return TANH_TOML.format(
+        steps=steps, w=w, h=h, fps=fps, model_extra=model_extra, video_extra=video_extra,
+        keyframes=keyframes if keyframes is not None else ZOOM.format(t1=t1, span1=span1),
+    )
+
+
 @pytest.fixture
 def write_scene(tmp_path):
-    def make(name="s", steps=30, w=16, h=16, fps=4, t1="1.0", span1="1.0", model_extra="", video_extra="", keyframes=None):
-        text = TANH_TOML.format(
-            steps=steps, w=w, h=h, fps=fps, model_extra=model_extra, video_extra=video_extra,
-            keyframes=keyframes if keyframes is not None else ZOOM.format(t1=t1, span1=span1),
-        )
+    def make(name="s", **kw):
         p = tmp_path / f"{name}.toml"
-        p.write_text(text)
+        p.write_text(scene_text(**kw))
         return p
 
     return make

@@ -14,9 +14,12 @@ it carries its own key and a SHA-256 checksum over every field (a frame's
 record includes the CRC and shape of its array, the colour summary, the
 dtype and the decision), and each field must have the shape and range the
 format allows. A record that is missing is simply not cached; one that exists
-but fails any check is *damaged*: it is treated as missing (so the frame is
-trained again and the record rewritten), and its name is kept in
-:attr:`Cache.damaged` so the caller can say how many there were.
+but cannot be read or parsed (whatever its bytes: JSON ``null``, nesting
+deeper than a parser goes, a pipe or a device in its place) or fails any check
+is *damaged*: it is treated as missing (so the frame is trained again and the
+record rewritten), and its name is kept in :attr:`Cache.damaged` so the
+caller can say how many there were. A cached frame is valid by one rule,
+:meth:`Cache.get_frame`, for render, info and the explorer alike.
 This module never imports JAX.
 """
 
@@ -83,7 +86,7 @@ def _unsealed(key: str, stored) -> dict | None:
     if not isinstance(stored, dict) or not {"key", "check"} <= set(stored):
         return None
     body = {k: v for k, v in stored.items() if k != "check"}
-    if body.get("key") != key or stored.get("check") != _checksum(body):
+    if body.get("key") != key or stored.get("check") != _parsed(lambda: _checksum(body)):
         return None
     del body["key"]
     return body
@@ -168,8 +171,10 @@ def entry_error(e: OSError, path: Path) -> UserError:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes so that readers see either the old file, the new file, or none."""
-    atomic.write_bytes(path, data, on_error=entry_error)
+    """Write bytes so that readers see either the old file, the new file, or
+    none. The name is the cache's own: a link, pipe or device found there is
+    replaced, never followed or written into."""
+    atomic.write_bytes(path, data, on_error=entry_error, owned=True)
 
 
 class Cache:
@@ -205,14 +210,15 @@ class Cache:
             atomic.sweep(d)
 
     def _read_json(self, p: Path):
-        """The parsed file; None when it does not exist; ``_BAD`` when it
-        exists but cannot be read or parsed (then it is counted as damaged)."""
+        """The parsed file; ``_MISSING`` when it does not exist; ``_BAD`` when
+        it exists but cannot be read or parsed (then it is counted as damaged)."""
         try:
-            return json.loads(p.read_bytes())
+            data = atomic.read_regular(p)
         except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
+            return _MISSING
+        except OSError:
             return _BAD
+        return _parsed(lambda: json.loads(data))
 
     def _damaged(self, p: Path) -> None:
         self.damaged.add(f"{p.parent.name}/{p.name}")
@@ -223,7 +229,7 @@ class Cache:
         """The verified decision's fields (for Decision.from_json), or None."""
         p = self.decisions / f"{key}.json"
         stored = self._read_json(p)
-        if stored is None:
+        if stored is _MISSING:
             return None
         d = _unsealed(key, stored)
         if d is None or not valid_decision(d):
@@ -239,37 +245,36 @@ class Cache:
     def has_frame(self, key: str) -> bool:
         return (self.frames / f"{key}.json").exists() or (self.frames / f"{key}.npy").exists()
 
-    def meta(self, key: str) -> dict | None:
-        """The record of a frame render would reuse (fully verified), or None."""
-        got = self._verified(key, None)
+    def meta(self, key: str, shape: tuple[int, int]) -> dict | None:
+        """The record of the frame render would reuse (:meth:`get_frame`), or None."""
+        got = self.get_frame(key, shape)
         return None if got is None else got[1]
 
     def get_frame(self, key: str, shape: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
-        """The cached raw measure and its record, or None when missing or damaged."""
-        return self._verified(key, tuple(shape))
+        """The cached raw measure and its record, or None when missing or damaged.
 
-    def _verified(self, key: str, shape: tuple[int, int] | None) -> tuple[np.ndarray, dict] | None:
-        """The one check of a cached frame, for render and info alike: the
-        record's key, checksum and schema, then the array's shape, dtype and CRC."""
+        The one check of a cached frame, for render and info alike: the
+        record's key, checksum and schema, the shape the caller needs (H, W),
+        then the array's shape, dtype and CRC."""
+        shape = tuple(shape)
         p = self.frames / f"{key}.json"
         stored = self._read_json(p)
-        if stored is None:  # not cached (an array alone is what a writer killed before its record leaves)
+        if stored is _MISSING:  # not cached (an array alone is what a writer killed before its record leaves)
             return None
         m = _unsealed(key, stored)
-        if m is None or not valid_frame_record(m):
-            self._damaged(p)
-            return None
-        want = tuple(m["shape"])
-        if shape is not None and want != shape:
+        if m is None or not valid_frame_record(m) or tuple(m["shape"]) != shape:
             self._damaged(p)
             return None
         a = self.frames / f"{key}.npy"
         try:
-            arr = np.load(io.BytesIO(a.read_bytes()), allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+            data = atomic.read_regular(a)
+        except OSError:
+            data = None
+        arr = None if data is None else _parsed(lambda: np.load(io.BytesIO(data), allow_pickle=False))
+        if not isinstance(arr, np.ndarray):
             self._damaged(a)
             return None
-        if arr.shape != want or arr.dtype != np.float64 or zlib.crc32(np.ascontiguousarray(arr).tobytes()) != m["crc"]:
+        if arr.shape != shape or arr.dtype != np.float64 or zlib.crc32(np.ascontiguousarray(arr).tobytes()) != m["crc"]:
             self._damaged(a)
             return None
         return arr, m
@@ -283,4 +288,16 @@ class Cache:
         atomic_write(self.frames / f"{key}.json", json.dumps(seal(key, record)).encode())
 
 
-_BAD = object()
+_BAD = object()  # a file that is there but cannot be read
+_MISSING = object()  # no file
+
+
+def _parsed(parse):
+    """What ``parse()`` makes of bytes read from the cache, or ``_BAD`` when
+    it cannot make anything of them: whatever error the bytes provoke in a
+    parser (bad syntax, nesting deeper than its recursion goes, a number past
+    the integer-conversion limit, a header too large) means a damaged record."""
+    try:
+        return parse()
+    except Exception:  # RecursionError and MemoryError included
+        return _BAD

@@ -10,11 +10,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import interrupt
-from .errors import UserError, printable
+from .errors import UserError, literal, printable
 from .precisions import PRECISIONS, spelled
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Zoom videos into the fractal boundary of neural-network trainability.")
@@ -67,7 +66,7 @@ def _train_with(executor, fn):
             executor.close()
     if executor is not None:
         for line in executor.summary():
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
     return res
 
 
@@ -137,7 +136,7 @@ def frame(
             return _pyramid_frame(s, t, out_dir, png, npy)
         res = render.compute_frame(s, view, s.video.precision)
         if res.decision.warning:
-            print(f"warning: {res.decision.warning}", file=sys.stderr)
+            print(printable(f"warning: {res.decision.warning}"), file=sys.stderr)
         if npy:
             _write(npy, lambda f: np.save(f, res.raw))
         if png:
@@ -145,9 +144,16 @@ def frame(
 
             img = color.colorize(res.raw, None, s.video.palette)
             _write(png, lambda f: Image.fromarray(img).save(f, format="PNG"))
-        print(render.frame_summary(t, res, s.model))
+        print(printable(render.frame_summary(t, res, s.model)), file=_summary_stream(png, npy))
 
     _run(go)
+
+
+def _summary_stream(*outputs: Optional[Path]):
+    """Where a summary line goes: stderr when a file is written to stdout itself."""
+    from . import atomic
+
+    return sys.stderr if any(p is not None and atomic.is_stdout(p) for p in outputs) else sys.stdout
 
 
 def _pyramid_frame(s, t: Decimal, out_dir: Optional[Path], png: Optional[Path], npy: Optional[Path]) -> None:
@@ -172,8 +178,9 @@ def _pyramid_frame(s, t: Decimal, out_dir: Optional[Path], png: Optional[Path], 
     print(
         f"t={t}s {plan.view(0).describe()} size {W}x{H} pyramid level {fp.fine.level}"
         + (f" blended {fp.blend:.2f} with level {fp.coarse.level}" if fp.coarse is not None else "")
-        + f", {len(plan.tiles([0]))} tiles ({trained} trained) in {units.cache.root}, {clock.perf_counter() - t0:.2f} s"
-        + f", kernel {plan.kernel_label}"
+        + f", {len(plan.tiles([0]))} tiles ({trained} trained) in {printable(units.cache.root)}, {clock.perf_counter() - t0:.2f} s"
+        + f", kernel {plan.kernel_label}",
+        file=_summary_stream(png, npy),
     )
 
 
@@ -184,23 +191,26 @@ def _disk_error(e: OSError, p: Path) -> UserError:
 
 
 def _write(p: Path, writer) -> None:
+    """``writer(f)`` into ``p`` whole or not at all (into a pipe or device as it is: zoomreel.atomic)."""
+    import io
+
     from . import atomic
 
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise _disk_error(e, p) from None
-    with atomic.replacing(p, on_error=_disk_error) as tmp:
-        with open(tmp, "wb") as f:
-            writer(f)
+    buf = io.BytesIO()  # encoded in memory first: a pipe cannot seek, as NumPy's writer would
+    writer(buf)
+    atomic.write_bytes(p, buf.getvalue(), on_error=_disk_error)
 
 
 def _writable(p: Path, option: str) -> None:
-    import os
+    from . import atomic
 
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        ok = os.access(p.parent, os.W_OK) and not p.is_dir()
+        ok = atomic.can_write(p)
     except OSError:
         ok = False
     if not ok:
@@ -252,7 +262,7 @@ class _RichReporter:
             self.skipped += 1
         if warning and not self.quiet:
             name = k.name() if hasattr(k, "name") else f"frame {k}"
-            self.progress.console.print(f"warning: {name}: {warning}")
+            self.progress.console.print(literal(f"warning: {name}: {warning}"))
         self.progress.update(self.task, advance=1, info=self._info())
 
     def encoding(self, total):
@@ -322,12 +332,12 @@ def info_cmd(
         eta = d["estimated_seconds_remaining"]
         for w in d["warnings"]:
             print(printable(f"warning: {w}"), file=sys.stderr)
-        out.print(f"[bold]{escape(printable(s.title))}[/bold]  {escape(printable(d['file']))}", soft_wrap=True)
+        out.print(f"[bold]{literal(s.title)}[/bold]  {literal(d['file'])}", soft_wrap=True)
         out.print(f"frames {d['frames']} ({d['duration']:g} s at {d['fps']} fps), size {d['size'][0]}x{d['size'][1]}, {d['steps']} steps, kernel {d['kernel']}")
         out.print(f"zoom: span {d['span_first']:.3g} -> {d['span_last']:.3g} ({d['decades']:.1f} decades)")
         damaged = f"  ({d['damaged']} records failed verification; render redoes them)" if d["damaged"] else ""
         if d["mode"] == "pyramid":
-            out.print(f"mode pyramid: {d['tiles']} tiles of {d['tile_size']}x{d['tile_size']}, levels {d['levels'][0]}..{d['levels'][1]}, in {d['cache']}", markup=False, soft_wrap=True)
+            out.print(f"mode pyramid: {d['tiles']} tiles of {d['tile_size']}x{d['tile_size']}, levels {d['levels'][0]}..{d['levels'][1]}, in {printable(d['cache'])}", markup=False, soft_wrap=True)
         n = d["tiles"] if d["mode"] == "pyramid" else d["frames"]
         out.print(f"cached {d['cached']}/{n} {'tiles' if d['mode'] == 'pyramid' else 'frames'}  precision {d['precision']}  mode {d['precision_mode']}" + damaged, markup=False, soft_wrap=True)
         out.print(f"work {d['pixel_steps']:.3g} pixel-steps, {d['pixel_steps_remaining']:.3g} to go" + (f", about {eta:.0f} s at the measured rate" if eta else ""))
@@ -361,6 +371,7 @@ def locate(
         if factor < 2 or not 16 <= size <= 512:
             raise UserError("factor or size out of range", "--factor/--size", "use a factor >= 2 and a size of 16 to 512")
         k = s.keyframes[0]
+        loc.check_depth(s.model, k.center, d, size)
         from .path import View
 
         def places(view):  # decimals enough to place the centre within a ten-thousandth of the span

@@ -64,6 +64,17 @@ def pick(raw: np.ndarray, window: int = 5, rule: str = "balanced") -> tuple[int,
     return int(ii[best]), int(jj[best])
 
 
+def check_depth(model: Model, center: tuple[Decimal, Decimal], depth_span: Decimal, size: int) -> None:
+    """Refuse, before any training, a depth the deepest arithmetic cannot
+    train about ``center`` (the check render makes of every keyframe)."""
+    from . import engine
+
+    view = path.View(center, depth_span, (size, size))
+    top = engine.LADDER[-1]
+    hx, hy = path.hyper_axes(model, view, top)
+    precision.check_representable(model, view, hx, hy, "--depth", top)
+
+
 def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10, size: int = 48,
            on_level=None, rule: str = "balanced", mode: str = "auto") -> list[Level]:
     """Zoom by ``factor`` into the pixel ``rule`` picks until the span is at

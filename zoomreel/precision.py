@@ -115,7 +115,7 @@ def check_representable(model: Model, view: View, hx: np.ndarray, hy: np.ndarray
     if not (A.distinct(hx) and A.distinct(hy)):
         deep = deepest_span(model, view, A)
         raise UserError(
-            f"span {float(view.span):.3g} is too deep: neighbouring pixels are equal in {A.name}",
+            f"span {view.span:.3g} is too deep: neighbouring pixels are equal in {A.name}",
             where,
             f"the deepest span this size supports here is about {deep:.2g}; stop the zoom there or use fewer pixels",
         )

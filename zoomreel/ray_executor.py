@@ -22,6 +22,18 @@ calls :func:`zoomreel.engine.configure` with ``cpu_devices`` = the task's CPU
 share, before JAX starts; later tasks in the same process find it done. Ray
 also sets ``OMP_NUM_THREADS`` to that share.
 
+The local runtime (``--ray`` alone) is a ``ray start --head --block``
+that a small supervisor process starts, not ``ray.init``'s own: ``ray.init``
+would start Ray's processes with a fork that runs Python in the child (Ray's
+``preexec_fn``) from this process, where JAX's threads already run, and JAX
+warns, rightly, that such a fork can deadlock. The supervisor is started with
+a plain fork+exec (no Python in the child), Ray's processes start from it,
+and their output stays in its pipe, so none of it reaches this terminal. It
+stops the runtime when this process closes the executor, or when this
+process dies in any way (its stdin, a pipe from here, then ends). The runtime
+gets a token of its own (Ray's token authentication), so no other program on
+the network can submit work to it and nothing is written to ~/.ray.
+
 Faults: a worker that dies mid-task (killed, out of memory) is retried by Ray
 (``max_retries``); a :class:`~zoomreel.errors.UserError` inside a task comes
 back as a value and is raised here with the text a local run gives; an
@@ -32,8 +44,13 @@ version of it), is one UserError.
 from __future__ import annotations
 
 import os
+import queue
 import re
+import secrets
 import socket
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -46,6 +63,33 @@ from .executor import Executor, Job, JobResult, run_job
 INSTALL_FIX = "install it with pip install 'zoomreel[ray]' (in a clone: pip install -e '.[ray]')"
 NODE_FIX = "install the same zoomreel, with its dependencies, on every node of the cluster (see README, On a cluster)"
 CONNECT_SECONDS = 5.0  # a cluster address that does not answer a TCP connection in this time is unreachable
+HEAD_SECONDS = 180.0  # the local runtime's start-up, at most
+
+# The supervisor of the local runtime: starts ``ray start --head --block``
+# (argv[1:]), says "ready" once it is up (or relays why it failed), then
+# waits for its stdin to end and stops the runtime. Runs in a fresh
+# interpreter: no JAX there.
+_SUPERVISOR = r"""
+import signal, subprocess, sys, threading
+head = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True, errors="replace")
+def relay():
+    ready = False
+    for line in head.stdout:
+        if not ready:
+            ready = "Ray runtime started" in line
+            print("ready" if ready else "log " + line.rstrip(), flush=True)
+    print("exited", flush=True)
+threading.Thread(target=relay, daemon=True).start()
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.stdin.read()
+if head.poll() is None:
+    head.send_signal(signal.SIGTERM)  # ray start --block stops every process of its runtime
+    try:
+        head.wait(60)
+    except subprocess.TimeoutExpired:
+        head.kill()
+"""
 
 
 def import_ray():
@@ -159,7 +203,12 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, cpus_per_task: int = 1, num_cpus: int | None = None,
                  max_retries: int = 3):
+        self.token = None
+        if address is None:  # the local runtime's own token, for its supervisor and for this driver
+            self.token = secrets.token_hex(32)
+            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token)
         self.ray = import_ray()
+        self.head = None  # the local runtime's supervisor process
         self.address = address
         self.where = f"--ray {address}" if address else "--ray"
         if address is not None:
@@ -181,9 +230,7 @@ class RayExecutor(Executor):
         kw = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
         try:
             if self.address is None:
-                from .engine.config import _cores
-
-                ray.init(address="local", num_cpus=self.num_cpus or _cores(), include_dashboard=False, **kw)
+                ray.init(address=self._start_head(), **kw)
             else:
                 ray.init(address=self.address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -204,6 +251,57 @@ class RayExecutor(Executor):
             raise UserError(f"the cluster has fewer than {self.cpus_per_task} CPUs", self.where,
                             "add nodes or ask fewer CPUs per task")
         self._task = ray.remote(work).options(max_retries=self.max_retries, retry_exceptions=False, **opts)
+
+    def _start_head(self) -> str:
+        """Start the local runtime under its supervisor; its address once it is up."""
+        from .engine.config import _cores
+
+        port, client_port, agent_port = _free_ports(3)
+        head = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(port),
+                "--num-cpus", str(self.num_cpus or _cores()), "--include-dashboard=false", "--disable-usage-stats",
+                "--ray-client-server-port", str(client_port), "--dashboard-agent-listen-port", str(agent_port)]
+        env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token)
+        self.head = subprocess.Popen([sys.executable, "-c", _SUPERVISOR, *head], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                                     env=env, process_group=0)
+        lines: queue.Queue = queue.Queue()
+
+        def read():
+            for line in self.head.stdout:
+                lines.put(line.rstrip("\n"))
+            lines.put("exited")
+
+        threading.Thread(target=read, daemon=True).start()
+        said = []
+        deadline = time.monotonic() + HEAD_SECONDS
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = "exited"
+                said.append(f"not started after {HEAD_SECONDS:.0f} s")
+            if line == "ready":
+                return f"127.0.0.1:{port}"
+            if line == "exited":
+                why = next((ln for ln in reversed(said) if ln.strip()), "ray start exited")
+                raise UserError(f"cannot start a local Ray runtime: {why}", self.where,
+                                "run ray start --head by hand to see why, or train without --ray")
+            said.append(line.removeprefix("log ").split(" -- ", 1)[-1])
+
+    def _stop_head(self) -> None:
+        """Stop the local runtime: its supervisor stops it when its stdin ends."""
+        if self.head is None:
+            return
+        try:
+            self.head.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.head.wait(90)
+        except subprocess.TimeoutExpired:
+            self.head.kill()
+            self.head.wait()
+        self.head = None
 
     def run(self, jobs: Iterable[Job], on_progress: Callable[[int], None] | None = None,
             check: Callable[[], None] | None = None) -> Iterator[JobResult]:
@@ -291,8 +389,23 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         """Leave the cluster; a local runtime started here stops."""
-        if self.started and self.ray.is_initialized():
-            self.ray.shutdown()
+        try:
+            if self.started and self.ray.is_initialized():
+                self.ray.shutdown()
+        finally:
+            self._stop_head()
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports free on this machine now."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _first_line(e) -> str:

@@ -199,7 +199,7 @@ class Units:
             return None, None, None
         decision = Decision.from_json(d)
         key = self.key(id, decision.dtype)
-        return decision, key, self.cache.meta(key) if self.cache.has_frame(key) else None
+        return decision, key, self.cache.meta(key, self.shape(id)) if self.cache.has_frame(key) else None
 
     def get(self, id) -> tuple[np.ndarray, dict] | None:
         key = self.lookup(id)[1]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import sys
 import tomllib
 import unicodedata
 from dataclasses import dataclass, replace
@@ -33,6 +35,25 @@ FRAMES_MAX = 100_000
 # pixels equal in float64 at any size and place.
 SPAN_MIN = Decimal("1e-324")
 _COARSE = Decimal("1e400")  # beyond this no check needs exact arithmetic
+# Every number in a keyframe file is 0 or has a magnitude of at least
+# 1e-EXP_MAX: far below anything drawable (spans stop at SPAN_MIN), and far
+# enough above Decimal's smallest exponent that the path's exact arithmetic
+# (differences and quotients of times) never underflows. The large side is
+# every key's own range (times, counts) or the plane's (centres and spans, _COARSE).
+EXP_MAX = 1000
+
+# The range of each bounded key (keyframe times: every keyframe's).
+RANGES = {
+    "model.width": (WIDTH_MIN, WIDTH_MAX),
+    "model.dataset": (Decimal("1e-6"), 1000),
+    "model.batch": (1, 1_000_000),
+    "model.steps": (STEPS_MIN, STEPS_MAX),
+    "model.seed": (0, 2**31 - 1),
+    "video.size": (SIZE_MIN, SIZE_MAX),
+    "video.fps": (1, 240),
+    "video.quality": (0, 51),
+    "keyframe.time": (0, TIME_MAX),
+}
 
 
 @dataclass(frozen=True)
@@ -161,7 +182,9 @@ class _Reader:
             self.fail(key, f"'{key}' must be a table", f"write it as [{key}]")
         return v
 
-    def number(self, v, where: str, *, integer=False, lo=None, hi=None):
+    def number(self, v, where: str, *, integer=False, lo=None, hi=None, tiny=False):
+        """``v`` as a checked number (``tiny``: magnitudes below 1e-EXP_MAX are
+        left to a later, more specific check)."""
         if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
             self.fail(where, f"expected a number, got {shown(v)}", "write a plain number")
         if isinstance(v, str):
@@ -186,6 +209,10 @@ class _Reader:
             self.fail(where, f"{shown(v)} is below the minimum {lo}", fix)
         if hi is not None and d > hi:
             self.fail(where, f"{shown(v)} is above the maximum {hi}", fix)
+        if d == 0:  # as written ("0.0"), but 0E-2000000 as plain 0: an exponent no arithmetic needs
+            return d if integer or -EXP_MAX <= d.as_tuple().exponent <= EXP_MAX else Decimal(0)
+        if not tiny and Decimal(d).adjusted() < -EXP_MAX:
+            self.fail(where, f"{shown(v)} is too small a magnitude", f"use 0 or a magnitude of at least 1e-{EXP_MAX}")
         return d
 
     def choice(self, v, where: str, options):
@@ -194,6 +221,11 @@ class _Reader:
             hint = f"did you mean '{near[0]}'?" if near else "use one of " + ", ".join(f"'{o}'" for o in options)
             self.fail(where, f"unknown value {v!r}", hint)
         return v
+
+
+def _range(key: str) -> dict:
+    lo, hi = RANGES[key]
+    return {"lo": lo, "hi": hi}
 
 
 def parse_size(text: str, where: str) -> tuple[int, int]:
@@ -231,7 +263,37 @@ def loads(text: str, name: str | Path) -> Scene:
             where = "line " + msg.split("(at line", 1)[1].split(",")[0].strip()
             msg = msg.split("(at line", 1)[0].strip()
         raise UserError(f"malformed TOML: {msg}", f"{path.name}:{where}", "fix the TOML syntax") from None
+    except ValueError as e:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise _long_integer(text, path.name) or UserError(f"malformed TOML: {e}", f"{path.name}:toml", "fix the TOML syntax") from None
     return validate(doc, path)
+
+
+def _long_integer(text: str, name: str) -> UserError | None:
+    """The error for the first integer in ``text`` too long for Python to
+    convert, naming its key and the key's range; None if there is none."""
+    limit = sys.get_int_max_str_digits()
+    long_int = re.compile(r"(?<![\w.])[+-]?[0-9](?:_?[0-9]){%d,}(?![\w.])" % limit)
+    table, key, keyframe = "", "", -1
+    for n, line in enumerate(text.splitlines(), 1):
+        head = re.match(r"\s*(\[\[?)\s*([\w.\-]+)\s*\]", line)
+        if head:
+            table, key = head.group(2), ""
+            keyframe += head.group(1) == "[[" and table == "keyframe"
+            continue
+        k = re.match(r"\s*([\w\-]+)\s*=", line)
+        key = k.group(1) if k else key
+        m = long_int.search(line)
+        if m is None:
+            continue
+        digits = sum(c.isdigit() for c in m.group())
+        full = f"{table}.{key}" if table else key
+        where = f"{name}:{f'keyframe[{keyframe}].{key}' if table == 'keyframe' else full or f'line {n}'}"
+        if full in RANGES:
+            lo, hi = RANGES[full]
+            return UserError(f"an integer of {digits} digits is outside the range", where, f"use a value from {lo} to {hi}")
+        return UserError(f"an integer of {digits} digits is too large", where,
+                         f"write it with at most {limit} digits (centres and spans: keep within about 1e300)")
+    return None
 
 
 def validate(doc: dict, name: str | Path) -> Scene:
@@ -253,22 +315,22 @@ def _validate(r: _Reader, doc: dict) -> Scene:
         if extra:
             r.fail(f"model.{extra[0]}", f"'{extra[0]}' does not apply to the Mandelbrot set", 'a kind = "mandelbrot" model takes only steps (the iteration limit)')
     nl = r.choice(m.get("nonlinearity", "tanh"), "model.nonlinearity", NONLINEARITIES)
-    width = r.number(m.get("width", 16), "model.width", integer=True, lo=WIDTH_MIN, hi=WIDTH_MAX)
+    width = r.number(m.get("width", 16), "model.width", integer=True, **_range("model.width"))
     ds = m.get("dataset", Decimal("1.0"))
     if isinstance(ds, str):
         if ds != "single":
             r.fail("model.dataset", f"unknown value {ds!r}", "use a positive number or \"single\"")
     else:
-        ds = float(r.number(ds, "model.dataset", lo=Decimal("1e-6"), hi=1000))
+        ds = float(r.number(ds, "model.dataset", **_range("model.dataset")))
     batch = m.get("batch", "full")
     if isinstance(batch, str):
         if batch != "full":
             r.fail("model.batch", f"unknown value {batch!r}", 'use "full" or a minibatch size such as 16')
     else:
-        batch = r.number(batch, "model.batch", integer=True, lo=1, hi=1_000_000)
+        batch = r.number(batch, "model.batch", integer=True, **_range("model.batch"))
     plane = r.choice(m.get("plane", "lr-lr"), "model.plane", PLANES)
-    steps = r.number(m.get("steps", 500), "model.steps", integer=True, lo=STEPS_MIN, hi=STEPS_MAX)
-    seed = r.number(m.get("seed", 0), "model.seed", integer=True, lo=0, hi=2**31 - 1)
+    steps = r.number(m.get("steps", 500), "model.steps", integer=True, **_range("model.steps"))
+    seed = r.number(m.get("seed", 0), "model.seed", integer=True, **_range("model.seed"))
     model = Model(kind=kind, nonlinearity=nl, width=width, dataset=ds, batch=batch, plane=plane, steps=steps, seed=seed)
 
     v = r.table(doc, "video")
@@ -276,14 +338,14 @@ def _validate(r: _Reader, doc: dict) -> Scene:
     size = v.get("size", [1280, 720])
     if not isinstance(size, list) or len(size) != 2:
         r.fail("video.size", f"expected [width, height], got {shown(size)}", "write size = [1280, 720]")
-    size = tuple(r.number(s, "video.size", integer=True, lo=SIZE_MIN, hi=SIZE_MAX) for s in size)
-    fps = r.number(v.get("fps", 30), "video.fps", integer=True, lo=1, hi=240)
+    size = tuple(r.number(s, "video.size", integer=True, **_range("video.size")) for s in size)
+    fps = r.number(v.get("fps", 30), "video.fps", integer=True, **_range("video.fps"))
     precision = r.choice(v.get("precision", AUTO), "video.precision", PRECISIONS)
     palette = r.choice(v.get("palette", DEFAULT_PALETTE), "video.palette", PALETTES)
     overlay = v.get("overlay", False)
     if not isinstance(overlay, bool):
         r.fail("video.overlay", f"expected true or false, got {overlay!r}", "write overlay = true")
-    quality = r.number(v.get("quality", 18), "video.quality", integer=True, lo=0, hi=51)
+    quality = r.number(v.get("quality", 18), "video.quality", integer=True, **_range("video.quality"))
     mode = r.choice(v.get("mode", "frames"), "video.mode", MODES)
     video = Video(size=size, fps=fps, precision=precision, palette=palette, overlay=overlay, quality=quality, mode=mode)
 
@@ -299,12 +361,12 @@ def _validate(r: _Reader, doc: dict) -> Scene:
         for need in ("time", "center", "span"):
             if need not in k:
                 r.fail(w + need, f"keyframe {i} has no '{need}'", f"add {need} = ...")
-        t = r.number(k["time"], w + "time", lo=0, hi=TIME_MAX)
+        t = r.number(k["time"], w + "time", **_range("keyframe.time"))
         c = k["center"]
         if not isinstance(c, list) or len(c) != 2:
             r.fail(w + "center", f"expected [x, y], got {shown(c)}", 'write center = [1.5, 1.5] or ["2.5", "2.1298"]')
         c = tuple(r.number(cc, w + "center") for cc in c)
-        span = r.number(k["span"], w + "span")
+        span = r.number(k["span"], w + "span", tiny=True)  # check_plane: "too deep"
         if span <= 0:
             r.fail(w + "span", f"span must be positive, got {span}", "use a width greater than 0")
         if i == 0 and t != 0:
