@@ -157,10 +157,10 @@ def test_frame_command_writes_png_npy_and_summary(tmp_path, write_scene):
 
 
 def test_the_precision_names_are_the_engines_arithmetics():
-    from zoomreel import precisions, scene
+    from zoomreel import precision_names, scene
 
     # one source: what a keyframe file may ask for is what the engine can train, cheapest first
-    assert precisions.ARITHMETICS == engine.arith.names()
+    assert precision_names.ARITHMETICS == engine.arith.names()
     assert scene.PRECISIONS == ("auto",) + engine.arith.names()
 
 

@@ -10,7 +10,7 @@ So :func:`install` (the first thing the command line does) replaces the
 handler with one that always records the interrupt, and raises it only while
 it is safe to (:func:`arm`); while :func:`deferred` start-up runs, the
 interrupt waits and is raised as soon as the start-up is over. An interrupt
-that a finaliser swallowed anyway is still recorded, and :func:`check` (called
+that a finaliser swallowed anyway is still recorded, and :func:`raise_pending` (called
 at every progress step) raises it then.
 """
 
@@ -39,7 +39,7 @@ def _unraisable(hook):
     def quiet(unraisable) -> None:
         global _pending
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            _pending = True  # swallowed where it was raised; check() raises it again
+            _pending = True  # swallowed where it was raised; raise_pending() raises it again
             return
         hook(unraisable)
 
@@ -68,7 +68,7 @@ def clear() -> None:
     _pending = False
 
 
-def check() -> None:
+def raise_pending() -> None:
     """Raise the interrupt now if one came and was not raised yet (on the
     main thread only: a progress hook another thread calls leaves it to the
     main thread's next check)."""
@@ -81,7 +81,7 @@ def arm() -> None:
     global _armed
     if _installed:
         _armed = True
-        check()
+        raise_pending()
 
 
 def disarm() -> None:
@@ -100,4 +100,4 @@ def deferred():
         yield
     finally:
         _armed = was
-    check()
+    raise_pending()

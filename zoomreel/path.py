@@ -3,41 +3,22 @@
 Between two keyframes log(span) is linear in time, and the centre moves so
 that the motion on screen is a pure zoom about the point both views share:
 c* = (c2 - r c1) / (1 - r), r = span2 / span1, c(t) = c* + (c1 - c*) span(t) / span1.
-When r = 1 the centre moves linearly.
+When r = 1 the centre moves linearly. Views are :class:`zoomreel.view.View`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, localcontext
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import UserError
 from .model import Model
-from .scene import Scene
+from .view import PREC, View
 
-PREC = 60  # significant digits for every path computation
-KEY_DIGITS = 40  # digits that identify a view (cache keys)
-
-
-@dataclass(frozen=True)
-class View:
-    center: tuple[Decimal, Decimal]
-    span: Decimal  # width along x, in plane units
-    size: tuple[int, int]  # (W, H)
-
-    @property
-    def spacing(self) -> Decimal:
-        with localcontext(prec=PREC):
-            return self.span / self.size[0]
-
-    def key_fields(self) -> dict:
-        f = lambda d: f"{d:.{KEY_DIGITS}e}"  # noqa: E731
-        return {"center": [f(self.center[0]), f(self.center[1])], "span": f(self.span), "size": list(self.size)}
-
-    def describe(self) -> str:
-        return f"centre ({self.center[0]:.15g}, {self.center[1]:.15g}) span {float(self.span):.4g}"
+if TYPE_CHECKING:  # the path reads a scene; the scene stage sits above it and imports it
+    from .scene import Scene
 
 
 def frame_count(scene: Scene, fps: int | None = None) -> int:

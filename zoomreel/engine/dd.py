@@ -612,5 +612,4 @@ class DDArithmetic:
         return a.hi  # normalised: hi is hi + lo rounded to float64
 
 
-DD_ARITH = DDArithmetic(len(arith.LADDER))
-arith.LADDER.append(DD_ARITH)
+DD_ARITH = arith.register(DDArithmetic(rank=2))  # after float32 and float64
