@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 import reference as ref
+from zoomreel.plan import make_plan
+from zoomreel.report import info
 from zoomreel import engine, path
+from zoomreel.work import FrameUnits
 from zoomreel.engine import formulation, fused, gpucode
 from zoomreel.errors import UserError
 from zoomreel.model import Model
@@ -142,12 +145,12 @@ def test_the_kernel_compiles_for_an_h100_in_full_precision_without_spilling(dtyp
 
 def test_the_kernel_is_chosen_on_gpus_it_fits(monkeypatch):
     f = formulation.get("network", "fused")
-    monkeypatch.setattr(f, "_checks", {})
-    monkeypatch.setattr(f, "_warned", set())
+    monkeypatch.setattr(f, "verified", {})
+    monkeypatch.setattr(formulation, "warned_fallbacks", set())
     monkeypatch.setattr(fused, "check", lambda model, dtype: None)  # as on a GPU where it compiles right
     assert f.tag and f.tag != formulation.get("network", "xla").tag  # frames keyed apart
-    assert f.applies("gpu", Model()) and f.applies("gpu", Model(width=32))
-    assert not f.applies("gpu", Model(width=12)) and not f.applies("cpu", Model())
+    assert f.suits("gpu", Model()) and f.suits("gpu", Model(width=32))
+    assert not f.suits("gpu", Model(width=12)) and not f.suits("cpu", Model())
     monkeypatch.delenv(formulation.KERNEL_ENV, raising=False)
     assert formulation.choose(Model(), "gpu").impl == "fused"
     assert formulation.choose(Model(width=12), "gpu").impl == "xla"
@@ -168,14 +171,14 @@ def test_frames_of_the_two_kernels_are_keyed_apart(write_scene, tmp_path, monkey
     s = scene.load(write_scene(steps=20, w=16, h=16, fps=2, t1="0.5"))
     out = tmp_path / "o"
     monkeypatch.delenv("ZOOMREEL_KERNEL", raising=False)
-    xla = render.make_plan(s, out=out)
+    xla = make_plan(s, out=out)
     render.render(xla)
-    assert xla.kernel == "xla" and render.info(xla)["cached"] == xla.n_frames == 2
+    assert xla.kernel == "xla" and info(xla)["cached"] == xla.n_frames == 2
     monkeypatch.setenv("ZOOMREEL_KERNEL", "fused")
-    fused = render.make_plan(s, out=out)
+    fused = make_plan(s, out=out)
     assert fused.kernel == "fused" and fused.kernel_tag
-    assert render.info(fused)["cached"] == 0  # nothing the XLA step trained counts for the kernel
-    job = render.FrameUnits(fused, fused.cache).job(0, False)
+    assert info(fused)["cached"] == 0  # nothing the XLA step trained counts for the kernel
+    job = FrameUnits(fused).job(0)
     assert job.kernel == "fused" and job.decision is None  # the XLA step's decision is not reused either
 
 
@@ -190,7 +193,7 @@ def test_the_check_passes_a_working_kernel_and_catches_a_broken_one(monkeypatch)
     model = Model(nonlinearity="tanh", batch=16, steps=25, seed=5)
     for dtype in ("float32", "float64"):
         assert fused.check(model, dtype) is None, dtype
-    monkeypatch.setattr(fused._OnChip, "tanh", staticmethod(lambda u: 0.9 * jax.numpy.tanh(u)))
+    monkeypatch.setattr(fused.OnChip, "tanh", staticmethod(lambda u: 0.9 * jax.numpy.tanh(u)))
     scheduler.shard_fn.cache_clear()
     why = fused.check(dataclasses.replace(model, seed=6), "float64")
     assert why is not None and "differ from the XLA step" in why, why
@@ -206,8 +209,8 @@ def test_the_check_passes_a_working_kernel_and_catches_a_broken_one(monkeypatch)
 
 def test_a_gpu_where_the_kernel_fails_its_check_trains_with_the_xla_step(monkeypatch, capsys):
     f = formulation.get("network", "fused")
-    monkeypatch.setattr(f, "_checks", {})
-    monkeypatch.setattr(f, "_warned", set())
+    monkeypatch.setattr(f, "verified", {})
+    monkeypatch.setattr(formulation, "warned_fallbacks", set())
     monkeypatch.delenv(formulation.KERNEL_ENV, raising=False)
     calls = []
 

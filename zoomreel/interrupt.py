@@ -17,6 +17,7 @@ at every progress step) raises it then.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -101,3 +102,33 @@ def deferred():
     finally:
         _armed = was
     raise_pending()
+
+
+SIGNAL_AT_ENV = "ZOOMREEL_SIGNAL_AT"
+SIGNAL_ARMED_ENV = "ZOOMREEL_SIGNAL_ARMED"
+
+
+def signal_point(point: str) -> None:
+    """A deterministic place for the suite's kill and Ctrl-C tests to strike.
+
+    With ``ZOOMREEL_SIGNAL_AT="<SIGNAL> <point>"`` (e.g. ``"INT startup"``,
+    ``"KILL unit 2"``) this process sends itself that signal when it reaches
+    ``point``: ``startup`` (before JAX starts), ``devices`` (JAX started),
+    ``unit N`` (the N-th unit of work written to the cache), ``encoded N``
+    (the N-th frame encoded), ``task`` (a Ray worker starting a job). With
+    ``ZOOMREEL_SIGNAL_ARMED=<file>`` as well, only the one process that
+    claims that file (renaming it) does. Unset, nothing happens.
+    """
+    want = os.environ.get(SIGNAL_AT_ENV)
+    if not want:
+        return
+    name, _, at = want.partition(" ")
+    if at != point:
+        return
+    armed = os.environ.get(SIGNAL_ARMED_ENV)
+    if armed:
+        try:
+            os.rename(armed, armed + ".fired")
+        except OSError:
+            return
+    os.kill(os.getpid(), getattr(signal, "SIG" + name))

@@ -98,6 +98,9 @@ def work(job: Job, cpus: int) -> dict:
     from .model import ENGINE_VERSION
 
     _configure_worker(cpus)
+    from . import interrupt
+
+    interrupt.signal_point("task")
     versions = {"zoomreel": __version__, "engine": ENGINE_VERSION}
     try:
         res = train_job(job)

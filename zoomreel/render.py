@@ -27,7 +27,7 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from . import color, compose, encode, overlay, preflight
+from . import color, compose, encode, interrupt, overlay, preflight
 from .cancel import Cancel, stop_if
 from .executor import Executor
 from .plan import Plan, make_plan  # noqa: F401  (make_plan: the explorer's import)
@@ -100,6 +100,7 @@ def video_frames(plan: Plan, pictures: Iterator[Picture], rep: Reporter, cancel:
             img = overlay.draw(img, plan.scene.model, plan.view(k), first_span)
         yield img
         rep.encoded(k)
+        interrupt.signal_point(f"encoded {k + 1}")
 
 
 class FrameSource:

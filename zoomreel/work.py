@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import color, path, pyramid
+from . import color, interrupt, path, pyramid
 from .cache import Cache, decision_key, frame_key
 from .cancel import Cancel, stop_if
 from .executor import Executor, LocalExecutor
@@ -129,6 +129,7 @@ class Units:
         got = self.read(id, key)
         if got is not None:
             return got
+        self.cache.require_writable()
         res = next(iter((executor or LocalExecutor()).run([self.job(id)], None, cancel)))
         return Stored(res.raw, self.store(res), True)
 
@@ -246,6 +247,7 @@ def train_missing(units: Units, ids: list, force: bool = False, rep: Reporter | 
     for res in executor.run(jobs, rep.pixel_steps, cancel):
         id = res.job.id
         trained[id] = units.store(res)
+        interrupt.signal_point(f"unit {len(trained)}")
         keys[id] = units.key(id, res.decision.dtype)
         rep.frame_done(id, False, res.decision.warning, res.decision.dtype)
     return Trainings(keys, trained)

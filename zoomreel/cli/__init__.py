@@ -22,12 +22,14 @@ def run(fn):
     waits for it), a UserError as one line and exit 2, Ctrl-C as one line and exit 130."""
     try:
         with interrupt.deferred():  # a Ctrl-C during imports and JAX's start-up waits for their end
+            interrupt.signal_point("startup")
             import jax
 
             from .. import engine
 
             engine.configure()
             jax.devices()
+            interrupt.signal_point("devices")
         interrupt.arm()
         result = fn()
         interrupt.disarm()
