@@ -21,6 +21,7 @@ def test_every_example_parses():
 
 
 @pytest.mark.parametrize("name", CONDITIONS)
+@pytest.mark.slow
 def test_condition_zooms_six_decades_onto_the_boundary(name):
     s = scene.load(KEYFRAMES / f"{name}.toml")
     first, last = s.keyframes[0], s.keyframes[-1]
@@ -41,6 +42,7 @@ def test_quick_demo_is_small(tmp_path):
     assert d["mode"] == "pyramid" and d["pixel_steps"] < 3e7
 
 
+@pytest.mark.slow
 def test_deep_zoom_ends_on_the_boundary_in_dd():
     """keyframes/deep.toml ends 29 decades down, past float64: auto trains the
     last frame in dd, resolves at least 95 % of it under dd's nudge test,

@@ -268,6 +268,7 @@ def test_fully_cached_read_only_cache_still_encodes(work, monkeypatch):
 
 
 @pytest.mark.parametrize("when", ["startup", "devices", "unit 1", "encoded 1"])
+@pytest.mark.slow
 def test_ctrl_c_at_any_moment_is_one_line_and_130(tmp_path, when):
     """Ctrl-C while JAX starts, once it has, while training, while encoding."""
     (tmp_path / "c.toml").write_text(SCENE.replace("fps = 2", "fps = 30"))  # 31 frames

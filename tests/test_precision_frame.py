@@ -27,6 +27,7 @@ def whole_frame(model, view, nudged=False):
     return out
 
 
+@pytest.mark.slow
 def test_auto_picks_float32_on_a_shallow_view():
     model = Model(steps=60)
     view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (32, 32))
@@ -39,6 +40,7 @@ def test_auto_picks_float32_on_a_shallow_view():
     assert abs(d.resolved - whole) < 0.02
 
 
+@pytest.mark.slow
 def test_auto_picks_float64_on_a_deep_view():
     # the boundary point is the paper's for 100 steps
     model = Model(steps=100)
@@ -109,6 +111,7 @@ def test_probe_is_never_smaller_than_calibrated_and_a_small_share_of_big_frames(
 
 
 @pytest.mark.parametrize("span, dtype", [("3", "float32"), ("1e-4", "float64")])
+@pytest.mark.slow
 def test_probe_pixels_are_trained_once_and_the_frame_keeps_its_bits(span, dtype, write_scene, monkeypatch):
     from zoomreel import engine, scene, training, work
 
@@ -129,6 +132,7 @@ def test_probe_pixels_are_trained_once_and_the_frame_keeps_its_bits(span, dtype,
     assert np.array_equal(res.raw, whole)
 
 
+@pytest.mark.slow
 def test_frame_command_writes_png_npy_and_summary(tmp_path, write_scene):
     p = write_scene(steps=40, w=32, h=24)
     png, npy = tmp_path / "f.png", tmp_path / "f.npy"
@@ -161,6 +165,7 @@ def test_the_precision_names_are_the_engines_arithmetics():
     assert scene.PRECISIONS == ("auto",) + engine.arith.names()
 
 
+@pytest.mark.slow
 def test_compiled_programs_are_kept_between_runs_and_give_the_same_bits(tmp_path, write_scene):
     p = write_scene(steps=30, w=24, h=16)
 

@@ -1,6 +1,7 @@
 """Pyramid mode: exact tile geometry, bit-identical lattice frames, tile reuse, resume, errors."""
 
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
+import pytest
 
 from zoomreel.plan import make_plan
 from zoomreel.report import info
@@ -80,6 +82,7 @@ def test_box_filter_is_area_weighting():
     assert np.allclose(dense, want, rtol=0, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_a_frame_on_the_lattice_is_the_tiles_pixels_bit_for_bit(tmp_path, write_scene):
     # level 3: spacing 1/32; a 32x16 frame whose edges lie on lattice lines, across four tiles
     p = write_scene(w=32, h=16, steps=20, video_extra='mode = "pyramid"\nprecision = "float32"',
@@ -102,6 +105,7 @@ def test_a_frame_on_the_lattice_is_the_tiles_pixels_bit_for_bit(tmp_path, write_
     assert np.array_equal(got.converged, (direct < 0).astype(np.float64))
 
 
+@pytest.mark.slow
 def test_files_sharing_a_model_share_tiles_and_a_pan_trains_only_new_tiles(tmp_path, write_scene):
     out = tmp_path / "o"
     zoom = one_view(("2.0", "2.0"), "2") + one_view(("2.1", "2.05"), "1", "").replace("time = 0.0", "time = 1.0")
@@ -131,6 +135,7 @@ def test_files_sharing_a_model_share_tiles_and_a_pan_trains_only_new_tiles(tmp_p
     assert info(make_plan(d, out=out))["cached"] == 0
 
 
+@pytest.mark.slow
 def test_resume_after_kill_in_pyramid_mode(tmp_path, write_scene):
     p = write_scene(steps=20, w=32, h=18, fps=4, t1="1.0", span1="3.0", video_extra='mode = "pyramid"')
     out, ref = tmp_path / "killed", tmp_path / "ref"
@@ -152,6 +157,7 @@ def test_resume_after_kill_in_pyramid_mode(tmp_path, write_scene):
     assert encode.probe(out / "s" / "s.mp4")["frames"] == 5
 
 
+@pytest.mark.slow
 def test_a_misspelt_mode_is_one_line_and_exit_2(tmp_path, write_scene):
     p = write_scene(video_extra='mode = "pyramids"')
     r = run("info", p, "--json")

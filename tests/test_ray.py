@@ -218,25 +218,30 @@ def test_workers_that_cannot_import_zoomreel(reference, tmp_path):
 def test_without_ray_installed_ray_is_one_error_line(reference, tmp_path):
     p, _ = reference
     code = "import sys; sys.modules['ray'] = None; from zoomreel.cli import main; sys.argv[0] = 'zoomreel'; main()"
-    r = subprocess.run([sys.executable, "-c", code, "render", str(p), "--out", str(tmp_path), "--ray"],
+    r = subprocess.run([sys.executable, "-c", code, "render", str(p), "--out", str(tmp_path), "--ray", "local"],
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == ("error: Ray is not installed (--ray): install it with pip install 'zoomreel[ray]' "
                                 "(in a clone: pip install -e '.[ray]')")
 
 
-def test_ray_without_an_address_is_a_local_runtime(monkeypatch, tmp_path):
-    """--ray alone (before another option, or last) asks for a local runtime; with a value, that address."""
+def test_ray_takes_local_or_an_address(monkeypatch, tmp_path):
+    """--ray local asks for a local runtime; an address, that cluster; no --ray, this process."""
     from typer.testing import CliRunner
 
     from zoomreel.cli import app
     from zoomreel.cli import commands
 
     asked = []
-    monkeypatch.setattr(commands, "_executor", lambda ray: asked.append(ray) or (_ for _ in ()).throw(SystemExit(3)))
+
+    def executor(ray):
+        asked.append(ray)
+        raise SystemExit(3)  # what was asked is all this test needs
+
+    monkeypatch.setattr(commands, "_executor", executor)
     p = tmp_path / "p.toml"
     p.write_text('[[keyframe]]\ntime = 0\ncenter = [1.5, 1.5]\nspan = 9\n')
-    for args, want in ((["--ray"], "local"), (["--ray", "--quiet"], "local"), (["--ray", "auto"], "auto"),
+    for args, want in ((["--ray", "local", "--quiet"], "local"), (["--ray", "auto"], "auto"),
                        (["--ray", "ray://h:10001"], "ray://h:10001"), ([], None)):
         CliRunner().invoke(app, ["render", str(p), "--out", str(tmp_path / "o"), *args])
         assert asked.pop() == want, args

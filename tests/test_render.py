@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from zoomreel.plan import make_plan
 from zoomreel import color, encode, render, scene
@@ -27,6 +28,7 @@ def info(p, out, draft=False):
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_draft_and_final_mp4_match_the_contract(tmp_path, write_scene):
     p = write_scene(steps=20, w=66, h=34, fps=4, t1="1.0", span1="3.0")
     out = tmp_path / "out"
@@ -48,6 +50,7 @@ def test_draft_and_final_mp4_match_the_contract(tmp_path, write_scene):
     assert info(p, out, draft=True)["cached"] == 5 and info(p, out)["cached"] == 5
 
 
+@pytest.mark.slow
 def test_odd_sizes_are_padded(tmp_path, write_scene):
     p = write_scene(steps=20, w=17, h=19, fps=2, t1="0.5")
     out = tmp_path / "o"
@@ -55,6 +58,7 @@ def test_odd_sizes_are_padded(tmp_path, write_scene):
     assert encode.probe(out / "s" / "s.mp4")["size"] == (18, 20)
 
 
+@pytest.mark.slow
 def test_second_run_trains_nothing(tmp_path, write_scene):
     p = write_scene(steps=20, w=16, h=16, fps=4)
     out = tmp_path / "o"
@@ -67,6 +71,7 @@ def test_second_run_trains_nothing(tmp_path, write_scene):
     assert "rendered 5, reused 0" in r.stdout
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_video(tmp_path, write_scene):
     p = write_scene(steps=40, w=32, h=32, fps=8, t1="2.0", span1="0.3")
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
@@ -108,6 +113,7 @@ def test_cache_key_covers_pixels_and_nothing_else(tmp_path, write_scene):
     assert frame_key(base.model, make_plan(base, draft=True).view(3).key_fields(), "float64") != k
 
 
+@pytest.mark.slow
 def test_palette_and_fps_changes_retrain_nothing(tmp_path, write_scene):
     out = tmp_path / "o"
     p = write_scene(name="s", steps=20, fps=4)
@@ -117,6 +123,7 @@ def test_palette_and_fps_changes_retrain_nothing(tmp_path, write_scene):
     assert r.returncode == 0 and "rendered 0, reused 3" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_cache_file_is_retrained(tmp_path, write_scene):
     p = write_scene(steps=20, fps=2)
     out = tmp_path / "o"
@@ -144,6 +151,7 @@ def test_unwritable_output_is_one_clear_error(tmp_path, write_scene):
         assert r.returncode == 2 and r.stderr.startswith("error: ")
 
 
+@pytest.mark.slow
 def test_info_answers_without_training(tmp_path, write_scene):
     p = write_scene(steps=30, w=32, h=32, fps=4)
     d = info(p, tmp_path / "o")
@@ -155,6 +163,7 @@ def test_info_answers_without_training(tmp_path, write_scene):
     assert d["cached"] == 5 and sum(d["precision"].values()) == 5
 
 
+@pytest.mark.slow
 def test_colours_are_stable_between_frames(tmp_path, write_scene):
     """Blended rank references: consecutive frames change colour smoothly."""
     p = write_scene(steps=30, w=32, h=32, fps=8, t1="1.0", span1="0.5")

@@ -39,6 +39,7 @@ def grid(model, k=5):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CONDITIONS))
+@pytest.mark.slow
 def test_engine_matches_numpy_reference(name, impl):
     if not native_or_asked(impl):
         pytest.skip(f"{impl} runs natively only on a GPU (ZOOMREEL_TEST_INTERPRET=1 runs it here)")
@@ -55,6 +56,7 @@ def test_engine_matches_numpy_reference(name, impl):
     assert np.median(rel) < 1e-9, (name, np.median(rel))
 
 
+@pytest.mark.slow
 def test_gradient_matches_autodiff():
     """The hand-written backward pass equals jax.grad of the paper's loss."""
     import jax
@@ -198,6 +200,7 @@ def test_standard_view_phases():
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(CONDITIONS))
+@pytest.mark.slow
 def test_early_exit_changes_no_value(name, dtype, impl):
     """Retiring NaN pixels and pixels past RETIRE_V leaves every value bit-for-bit equal."""
     if not native_or_asked(impl):
@@ -228,6 +231,7 @@ def test_loss_rule_retires_pixels_before_they_overflow():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(CONDITIONS))
+@pytest.mark.slow
 def test_a_pixel_is_the_same_in_any_chunk(name, dtype):
     """A pixel's value does not depend on how many pixels share its chunk.
 
@@ -248,6 +252,7 @@ def test_a_pixel_is_the_same_in_any_chunk(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.slow
 def test_a_chunk_of_blown_up_pixels_stops_inside_its_segment(dtype):
     """A chunk whose every loss is past RETIRE_V or NaN stops at once, values unchanged.
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from zoomreel import dimension as dm
 from zoomreel import path, scene, table1
@@ -36,6 +37,7 @@ def test_each_shipped_file_is_its_table_1_condition():
     assert table1.condition(dataclasses.replace(tanh, dataset=2.0)) is None
 
 
+@pytest.mark.slow
 def test_a_row_is_each_seeds_own_target_and_the_paper_estimator_over_its_levels(tmp_path):
     s = scene.load(ROOT / "keyframes" / "identity.toml")
     final = Decimal("0.5625")  # levels of span 9, 4.5, ... 0.5625

@@ -358,15 +358,15 @@ def level_images(plan, ks: list[int], force: bool, rep, executor):
     """Pyramid mode: each level that frames ``ks`` read as their fine level,
     once: (frame, raw block, span) of its lattice block under the first such
     frame, in frame order; missing tiles are trained."""
-    from . import compose, render
+    from . import compose
     from .pyramid import spacing
-    from .work import TileReader
+    from .work import TileReader, train_tiles
 
     first: dict[int, int] = {}
     for k in ks:
         first.setdefault(plan.frame_plan(k).fine.level, k)
     chosen = sorted(first.values())
-    reader = TileReader(render.train_tiles(plan, chosen, force, rep, executor).units, executor)
+    reader = TileReader(train_tiles(plan, chosen, force, rep, executor).units, executor)
     for k in chosen:
         fp = plan.frame_plan(k).fine
         reader.keep({fp.level})

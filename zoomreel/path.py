@@ -4,12 +4,14 @@ Between two keyframes log(span) is linear in time, and the centre moves so
 that the motion on screen is a pure zoom about the point both views share:
 c* = (c2 - r c1) / (1 - r), r = span2 / span1, c(t) = c* + (c1 - c*) span(t) / span1.
 When r = 1 the centre moves linearly. Views are :class:`zoomreel.view.View`.
+
+The path reads a :class:`zoomreel.scene.Scene` (its keyframes, duration and
+video) without importing the scene stage, which sits above it.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal, localcontext
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,11 +19,8 @@ from .errors import UserError
 from .model import Model
 from .view import PREC, View
 
-if TYPE_CHECKING:  # the path reads a scene; the scene stage sits above it and imports it
-    from .scene import Scene
 
-
-def frame_count(scene: Scene, fps: int | None = None) -> int:
+def frame_count(scene, fps: int | None = None) -> int:
     """How many frames the video has: frame k shows time k / fps
     (:func:`frame_time`), and every frame lies on the path, so the count is
     floor(T * fps) + 1 for a last keyframe at time T. When T is not a whole
@@ -40,7 +39,7 @@ def frame_time(k: int, fps: int) -> Decimal:
         return Decimal(k) / Decimal(fps)
 
 
-def view_at(scene: Scene, t: Decimal, size: tuple[int, int] | None = None) -> View:
+def view_at(scene, t: Decimal, size: tuple[int, int] | None = None) -> View:
     size = tuple(size or scene.video.size)
     kfs = scene.keyframes
     if t < 0 or t > kfs[-1].time:

@@ -18,6 +18,7 @@ from typing import Callable
 
 from . import path, pyramid
 from .cache import Cache
+from .training import kernel_fields
 from .scene import Scene
 from .view import View
 
@@ -122,17 +123,6 @@ class Plan:
         """The tiles frames ``ks`` (default: all) read, coarse levels first."""
         ks = range(self.n_frames) if ks is None else ks
         return pyramid.tiles_for(self.frame_plan(k) for k in ks)
-
-
-def kernel_fields(model) -> dict:
-    """The implementation this process trains ``model`` with, and its cache tag.
-
-    On a GPU, choosing it may first check the fused kernel against the XLA
-    step (a few compilations, once per condition and process)."""
-    from . import engine
-
-    f = engine.implementation(model)
-    return {"kernel": f.impl, "kernel_tag": f.tag}
 
 
 def make_plan(scene: Scene, draft: bool = False, out: Path | None = None) -> Plan:

@@ -110,6 +110,12 @@ def probe_indices(size: tuple[int, int]) -> np.ndarray:
     return np.sort(rng.choice(npix, size=k, replace=False))
 
 
+def check_representable(model: Model, view: View, hx, hy, where: str, A=None) -> None:
+    """:func:`zoomreel.preflight.check_view` under the name the explorer's
+    server calls (``hx``, ``hy``: the view's axes, which it computes again)."""
+    preflight.check_view(model, view, where, A)
+
+
 def _classes(v: np.ndarray) -> np.ndarray:
     return v < 0
 

@@ -32,7 +32,7 @@ from .cancel import Cancel, stop_if
 from .executor import Executor
 from .plan import Plan, make_plan  # noqa: F401  (make_plan: the explorer's import)
 from .report import info  # noqa: F401  (the explorer's tests read it from here)
-from .work import FrameUnits, Reporter, TileReader, TileUnits, train_missing
+from .work import FrameUnits, Reporter, TileReader, train_missing, train_tiles  # noqa: F401  (Reporter, train_tiles: the explorer's imports)
 
 BLEND_SECONDS = 0.5  # colour reference is blended over +/- this much time
 
@@ -116,33 +116,33 @@ class FrameSource:
     def train(self, force: bool, rep: Reporter) -> int:
         self.cache.prepare()
         done = train_missing(self.units, list(range(self.plan.n_frames)), force, rep, self.executor, self.cancel)
-        self.keys = done.keys
         return len(done.trained)
 
     def pictures(self) -> Iterator[Picture]:
         palette = self.plan.scene.video.palette
         for k in range(self.plan.n_frames):
-            got = self.units.fetch(k, self.keys[k], self.executor, self.cancel)
+            got = self.units.fetch(k, None, self.executor, self.cancel)
             self.retrained += got.trained
             yield Picture(got.record["summary"], lambda ref, raw=got.raw: color.colorize(raw, ref, palette))
 
 
 class PyramidSource:
-    """Pyramid mode: each frame composed from the shared tiles."""
+    """Pyramid mode: each frame composed from the shared tiles (its units,
+    cache and reader are there once :meth:`train` has run)."""
 
     def __init__(self, plan: Plan, executor: Executor | None, cancel: Cancel):
         self.plan, self.executor, self.cancel = plan, executor, cancel
-        self.units = TileUnits.of_plan(plan)
-        self.cache = self.units.cache
         self.total = len(plan.tiles())
-        self.reader = TileReader(self.units, executor, cancel)
 
     @property
     def retrained(self) -> int:
         return self.reader.retrained
 
     def train(self, force: bool, rep: Reporter) -> int:
-        return train_tiles(self.plan, None, force, rep, self.executor, self.cancel).trained
+        done = train_tiles(self.plan, None, force, rep, self.executor, self.cancel)
+        self.units, self.cache = done.units, done.units.cache  # which know each tile's key, and count the damaged
+        self.reader = TileReader(self.units, self.executor, self.cancel)
+        return done.trained
 
     def pictures(self) -> Iterator[Picture]:
         palette = self.plan.scene.video.palette
@@ -151,23 +151,6 @@ class PyramidSource:
             blocks = self.reader.blocks(fp)
             paint = lambda ref, fp=fp, blocks=blocks: compose.compose(fp, blocks, self.plan.size, ref, palette)[0]  # noqa: E731
             yield Picture(color.summary(blocks[fp.fine.level]), paint)
-
-
-class TileTraining(NamedTuple):
-    units: TileUnits  # to read the tiles
-    trained: int  # how many were trained
-
-
-def train_tiles(plan: Plan, ks: list[int] | None, force: bool = False, rep: Reporter | None = None,
-                executor: Executor | None = None, cancel: Cancel = None) -> TileTraining:
-    """Every tile frames ``ks`` (default: all) read, trained unless cached."""
-    units = TileUnits.of_plan(plan)
-    units.cache.prepare()
-    tiles = plan.tiles(ks)
-    last = plan.n_frames - 1 if ks is None else max(ks)
-    preflight.check_tiles(plan.scene.model, tiles, plan.scene.keyframes_where, plan.view(last).span, plan.size[0])
-    done = train_missing(units, tiles, force, rep, executor, cancel)
-    return TileTraining(units, len(done.trained))
 
 
 class PyramidFrame(NamedTuple):

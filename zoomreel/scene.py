@@ -75,7 +75,7 @@ class Scene:
 
     def with_video(self, **changes) -> "Scene":
         scene = replace(self, video=replace(self.video, **changes))
-        check_plane(scene)
+        preflight.check_keyframes(scene.model, scene.keyframes, scene.video.size, scene.path.name)
         return scene
 
 
@@ -87,12 +87,6 @@ def safe_stem(stem: str) -> str:
         out.append("_" if bad else ch)
     name = "".join(out).lstrip(". \t").rstrip()  # never ".", "..", hidden or blank
     return name or "scene"
-
-
-def check_plane(scene: "Scene") -> None:
-    """Refuse keyframes whose view (at the scene's size) leaves the plane
-    float64 can hold, before any work (:func:`zoomreel.preflight.check_keyframes`)."""
-    preflight.check_keyframes(scene.model, scene.keyframes, scene.video.size, scene.path.name)
 
 
 _TOP = {"title", "model", "video", "keyframe"}
@@ -293,5 +287,5 @@ def _validate(r: _Reader, doc: dict) -> Scene:
             f"the video would have {n} frames ({out[-1].time} s at {fps} fps), more than {FRAMES_MAX}",
             f"end the path by {Decimal(FRAMES_MAX - 1) / fps:.6g} s or lower [video] fps",
         )
-    check_plane(scene)
+    preflight.check_keyframes(scene.model, scene.keyframes, scene.video.size, scene.path.name)
     return scene

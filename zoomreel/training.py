@@ -61,6 +61,17 @@ class Trained:
     decided: bool  # True when the decision was made by this job (not given)
 
 
+def kernel_fields(model) -> dict:
+    """The implementation this process trains ``model`` with, and its cache tag.
+
+    On a GPU, choosing it may first check the fused kernel against the XLA
+    step (a few compilations, once per condition and process)."""
+    from . import engine
+
+    f = engine.implementation(model)
+    return {"kernel": f.impl, "kernel_tag": f.tag}
+
+
 def train_job(job: Job, on_progress: Callable[[int], None] | None = None, cancel: Cancel = None) -> Trained:
     """Decide the precision (unless the job carries it) and train every pixel.
     ``on_progress(pixel_steps)`` reports the pixels' training; ``cancel``:

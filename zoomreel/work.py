@@ -24,16 +24,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from . import color, interrupt, path, pyramid
+from . import color, interrupt, path, preflight, pyramid
 from .cache import Cache, decision_key, frame_key
 from .cancel import Cancel, stop_if
 from .executor import Executor, LocalExecutor
 from .model import Model
 from .precision import Decision
-from .training import Job, Trained
+from .training import Job, Trained, kernel_fields
 from .view import View
 
 
@@ -81,6 +82,7 @@ class Units:
                  kernel_tag: str = ""):
         self.model, self.cache, self.precision, self.where = model, cache, precision, where
         self.kernel, self.kernel_tag = kernel, kernel_tag
+        self.keys: dict = {}  # id -> frame key, as train_missing found or wrote it (no record read twice)
 
     def view(self, id) -> View:
         raise TypeError(f"{type(self).__name__} has no views")
@@ -115,6 +117,7 @@ class Units:
 
     def read(self, id, key: str | None = None) -> Stored | None:
         """The cached array and record of ``id`` (its frame ``key``, if known), or None."""
+        key = key or self.keys.get(id)
         if key is None:
             decision = self.decision(id)
             if decision is None:
@@ -233,7 +236,7 @@ def train_missing(units: Units, ids: list, force: bool = False, rep: Reporter | 
         decision = None if force else units.decision(id)
         key = None if decision is None else units.key(id, decision.dtype)
         if key is not None and units.cache.has_frame(key):
-            keys[id] = key
+            keys[id] = units.keys[id] = key
             cached.append((id, decision.dtype))
         else:
             todo.append((id, decision))
@@ -248,7 +251,7 @@ def train_missing(units: Units, ids: list, force: bool = False, rep: Reporter | 
         id = res.job.id
         trained[id] = units.store(res)
         interrupt.signal_point(f"unit {len(trained)}")
-        keys[id] = units.key(id, res.decision.dtype)
+        keys[id] = units.keys[id] = units.key(id, res.decision.dtype)
         rep.frame_done(id, False, res.decision.warning, res.decision.dtype)
     return Trainings(keys, trained)
 
@@ -284,6 +287,24 @@ class TileReader:
         return {p.level: compose.mosaic(p, self) for p in parts}
 
 
+class TileTraining(NamedTuple):
+    units: TileUnits  # to read the tiles
+    trained: int  # how many were trained
+
+
+def train_tiles(plan, ks: list[int] | None, force: bool = False, rep: Reporter | None = None,
+                executor: Executor | None = None, cancel: Cancel = None) -> TileTraining:
+    """Every tile frames ``ks`` (default: all) of ``plan`` (:class:`zoomreel.plan.Plan`)
+    read, trained unless cached; the units read them (:class:`TileReader`)."""
+    units = TileUnits.of_plan(plan)
+    units.cache.prepare()
+    tiles = plan.tiles(ks)
+    last = plan.n_frames - 1 if ks is None else max(ks)
+    preflight.check_tiles(plan.scene.model, tiles, plan.scene.keyframes_where, plan.view(last).span, plan.size[0])
+    done = train_missing(units, tiles, force, rep, executor, cancel)
+    return TileTraining(units, len(done.trained))
+
+
 @dataclass(frozen=True)
 class ViewResult:
     """One view, trained (or found in the cache)."""
@@ -304,8 +325,6 @@ def train_view(model: Model, view: View, precision: str = "auto", where: str = "
     if cache is None:
         res = next(iter((executor or LocalExecutor()).run([Job(view, model, view, precision, where)], on_progress, cancel)))
         return ViewResult(view, res.raw, res.decision, res.seconds, False)
-    from .plan import kernel_fields
-
     units = ViewUnits(model, cache, precision, where, **kernel_fields(model))
     cache.prepare()
 

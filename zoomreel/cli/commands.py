@@ -20,8 +20,8 @@ from .progress import PixelProgress, WorkProgress
 out = Console()
 
 # help texts go through rich: square brackets are escaped so that "[video]" shows
-RAY_HELP = escape("train on Ray: alone (last, or before another option), a local Ray runtime; "
-                  "or an address: auto, host:port, ray://host:10001")
+RAY_HELP = escape("train on Ray: local (a Ray runtime started here, over this machine's cores and GPUs), "
+                  "or a cluster's address: auto, host:port, ray://host:10001")
 MODE_HELP = escape("frames (each pixel trained at its own centre) | pyramid (composed from shared tiles); "
                    "overrides [video] mode")
 SIZE_HELP = escape("WxH, overrides [video] size")
@@ -29,7 +29,7 @@ PRECISION_HELP = escape(" | ".join(PRECISIONS) + "; overrides [video] precision"
 
 
 def ray_option():
-    return typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP, is_flag=False, flag_value="local")
+    return typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP)
 
 
 def _scene(file: Path, size: Optional[str] = None, precision: Optional[str] = None, mode: Optional[str] = None):
@@ -39,7 +39,7 @@ def _scene(file: Path, size: Optional[str] = None, precision: Optional[str] = No
 
 
 def _executor(ray: Optional[str]):
-    """Who trains: this process (None), or Ray (``--ray [ADDRESS]``)."""
+    """Who trains: this process (None), or Ray (``--ray local`` or ``--ray ADDRESS``)."""
     if ray is None:
         return None
     from ..ray_executor import RayExecutor

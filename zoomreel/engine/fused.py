@@ -37,7 +37,7 @@ compiler parameters), which both JAX 0.10 and 0.11 honour; 0.11 deprecates
 it, and when it goes the body moves to jax-triton or to Mosaic GPU.
 
 A GPU checks the kernel against the XLA step before it trains a frame with
-it (:func:`check`, once per condition and process); where the check fails,
+it (:func:`compare_with_xla`, once per condition and process); where the check fails,
 the XLA step trains.
 
 On a CPU there is no Triton: ``ZOOMREEL_KERNEL=fused`` runs the same kernel
@@ -303,7 +303,7 @@ CHECK_PIXEL_REL = {"float32": 1e-3, "float64": 1e-8}
 _checking: contextvars.ContextVar[bool] = contextvars.ContextVar("zoomreel_fused_check", default=False)
 
 
-def check(model, dtype: str) -> str | None:
+def compare_with_xla(model, dtype: str) -> str | None:
     """Train 16 pixels of ``model`` over both phases for one segment with the
     kernel and with the XLA step: None if they agree to rounding, else what
     went wrong, in one line (an exception while compiling or running counts).
@@ -365,7 +365,7 @@ class NetworkFused(NetworkXLA):
 
         On first use of a condition (its nonlinearity, width, data, batch and
         plane; not its seed or steps) in a process, this compiles and trains
-        :func:`check` for float32 and float64. Where it fails, the XLA step
+        :func:`compare_with_xla` for float32 and float64. Where it fails, the XLA step
         trains every frame (:func:`zoomreel.engine.formulation.choose` says
         why, once) and forcing the kernel is a one-line error; nothing
         trained by a kernel that failed its check reaches a frame (the
@@ -374,7 +374,7 @@ class NetworkFused(NetworkXLA):
         key = self.condition(model)
         with self._lock:
             if key not in self.verified:
-                why = check(key, "float32") or check(key, "float64")
+                why = compare_with_xla(key, "float32") or compare_with_xla(key, "float64")
                 if why is not None:
                     from .scheduler import shard_fn
 

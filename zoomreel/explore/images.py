@@ -23,7 +23,7 @@ from ..cache import Cache
 from ..model import Model
 from ..path import View
 from ..precision import Decision
-from ..plan import kernel_fields
+from ..training import kernel_fields
 from ..precision_names import ARITHMETICS
 from ..work import Reporter, TileReader, TileUnits, train_missing
 
