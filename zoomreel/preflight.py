@@ -50,7 +50,8 @@ def too_deep(span, arithmetic: str, where: str, deepest: float | None, level: st
 
 
 def _span_text(span) -> str:
-    return f"{float(span):.3g}"
+    f = float(span)
+    return f"{f:.3g}" if 0 < f < math.inf else f"{Decimal(span):.3g}"  # past float64's range: its decimal
 
 
 # -- the keyframe file (no JAX)

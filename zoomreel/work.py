@@ -51,8 +51,7 @@ class Reporter:
     def encoded(self, k: int) -> None: ...
 
 
-@dataclass(frozen=True)
-class Cached:
+class Cached(NamedTuple):
     """What the cache knows of a unit, every record verified (nothing trained)."""
 
     decision: Decision | None
