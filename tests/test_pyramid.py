@@ -92,7 +92,7 @@ def test_a_frame_on_the_lattice_is_the_tiles_pixels_bit_for_bit(tmp_path, write_
     fp = plan.frame_plan(0)
     assert fp.coarse is None and fp.fine.level == 3 and (fp.fine.fx, fp.fine.fy, fp.fine.ratio) == (0.0, 0.0, 1.0)
     assert len(fp.fine.tiles()) == 4
-    tiles = render.train_tiles(plan, None)
+    tiles = work.train_tiles(plan, None)
     assert tiles.trained == 4
     reader = TileReader(tiles.units)
     block = reader.blocks(fp)[3]

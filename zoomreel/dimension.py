@@ -1,14 +1,15 @@
 """Dimension: the box-counting dimension of the trainability boundary.
 
-The maths is pure NumPy and knows nothing of files:
+The maths is pure NumPy:
 
 - :func:`boundary` marks the cells of a frame whose 2x2 neighbourhood of
   pixels holds both signs (converged and diverged);
 - :func:`box_counts` counts the boxes of each size that hold part of a mask;
 - :func:`fit` fits log N(s) against log s; the dimension is minus the slope.
 
-:func:`measure_render` walks a render's frames (from the cache, training only
-the missing ones) and fits each; :func:`plot` draws the figures.
+:func:`measure_render` walks a render's frames through the work layer
+(:mod:`zoomreel.work`: from the cache, training only the missing ones) and
+fits each; :func:`plot` draws the figures into a PNG.
 """
 
 from __future__ import annotations

@@ -40,11 +40,6 @@ class Job:
     decision: Decision | None = None
     kernel: str | None = None  # the implementation of the step to train with (None: this process's choice)
 
-    @classmethod
-    def of(cls, scene, view: View, id: object = 0, kernel: str | None = None) -> "Job":
-        """The job of ``view`` of a scene: its model and precision setting."""
-        return cls(id, scene.model, view, scene.video.precision, scene.keyframes_where, None, kernel)
-
     @property
     def pixel_steps(self) -> int:
         return self.view.pixels * self.model.steps

@@ -159,14 +159,13 @@ def _pyramid_frame(p, t: Decimal, png: Optional[Path], npy: Optional[Path], quie
 
     import numpy as np
 
-    from .. import render
-    from ..work import TileReader
+    from .. import render, work
 
     t0 = clock.perf_counter()
     rep = WorkProgress(quiet, "tiles")
     try:
-        tiles = render.train_tiles(p, [0], False, rep)
-        got = render.pyramid_frame(p, 0, TileReader(tiles.units))
+        tiles = work.train_tiles(p, [0], False, rep)
+        got = render.pyramid_frame(p, 0, work.TileReader(tiles.units))
     finally:
         rep.stop()
     if npy:
