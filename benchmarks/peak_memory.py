@@ -17,13 +17,13 @@ summaries) at a time, so its peak does not grow with N:
 
     python benchmarks/peak_memory.py --frames 10 --size 64x36 --steps 20
     python benchmarks/peak_memory.py --frames 120 --size 64x36 --steps 20
+    python benchmarks/peak_memory.py --frames 120 --size 640x360 --steps 20 --kind mandelbrot
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +34,7 @@ from zoomreel import bench
 
 TOML = """
 [model]
+kind = "{kind}"
 steps = {steps}
 
 [video]
@@ -43,17 +44,23 @@ fps = 10
 
 [[keyframe]]
 time = 0.0
-center = [1.5, 1.5]
-span = 9.0
+center = {first}
 {last}"""
 
+FIRST = {"network": "[1.5, 1.5]\nspan = 9.0", "mandelbrot": "[-0.75, 0]\nspan = 3.0"}
+
 # the last keyframe of an N-frame video at 10 fps (frame k shows k / 10 s)
-LAST = """
+LAST = {"network": """
 [[keyframe]]
 time = {t}
 center = ["2.5", "2.1298"]
 span = 1.0
-"""
+""", "mandelbrot": """
+[[keyframe]]
+time = {t}
+center = ["-0.7436", "0.1318"]
+span = 0.01
+"""}
 
 
 def hwm_mb(pid: int) -> float | None:
@@ -70,9 +77,8 @@ FLOOR = "from zoomreel import engine; engine.configure(); import jax; jax.device
 
 
 def floor_mb() -> float:
-    """Peak RSS of a process that only starts the engine's JAX (the first child reaped)."""
-    subprocess.run([sys.executable, "-c", FLOOR], check=True, capture_output=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    """Peak RSS of a process that only starts the engine's JAX."""
+    return measure([sys.executable, "-c", FLOOR])[0]
 
 
 def measure(cmd: list[str], seconds: float = 0) -> tuple[float, float, bool, str]:
@@ -107,13 +113,13 @@ def render_memory(a, w: int, h: int, floor: float) -> None:
     """Peak RSS of rendering an a.frames-frame video, trained and then reused."""
     with tempfile.TemporaryDirectory() as d:
         toml = Path(d) / "video.toml"
-        last = LAST.format(t=f"{(a.frames - 1) / 10:g}") if a.frames > 1 else ""
-        toml.write_text(TOML.format(steps=a.steps, w=w, h=h, precision=a.precision, last=last))
+        last = LAST[a.kind].format(t=f"{(a.frames - 1) / 10:g}") if a.frames > 1 else ""
+        toml.write_text(TOML.format(kind=a.kind, steps=a.steps, w=w, h=h, precision=a.precision, first=FIRST[a.kind], last=last))
         cmd = [sys.executable, "-m", "zoomreel", "render", str(toml), "--out", str(Path(d) / "out"), "--quiet"]
         print(bench.machine())
         for what in ("trained", "reused"):
             peak, secs, _, out = measure(cmd)
-            print(f"zoomreel render, {a.frames} frames {w}x{h}, {a.steps} steps, {a.precision}, every frame {what}: "
+            print(f"zoomreel render, {a.kind}, {a.frames} frames {w}x{h}, {a.steps} steps, {a.precision}, every frame {what}: "
                   f"peak RSS {peak:.0f} MB in {secs:.0f} s; baseline (a process that only starts JAX) {floor:.0f} MB, "
                   f"above it {peak - floor:.0f} MB")
             print("  " + out.splitlines()[-1])
@@ -126,6 +132,7 @@ def main():
     ap.add_argument("--precision", default="float32")
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: run to the end)")
     ap.add_argument("--frames", type=int, default=0, help="render a video of this many frames instead of one frame")
+    ap.add_argument("--kind", default="network", choices=sorted(FIRST), help="what a pixel trains (mandelbrot: cheap pixels, large frames)")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.lower().split("x"))
     floor = floor_mb()
@@ -133,7 +140,7 @@ def main():
         return render_memory(a, w, h, floor)
     with tempfile.TemporaryDirectory() as d:
         toml = Path(d) / "big.toml"
-        toml.write_text(TOML.format(steps=a.steps, w=w, h=h, precision=a.precision, last=""))
+        toml.write_text(TOML.format(kind=a.kind, steps=a.steps, w=w, h=h, precision=a.precision, first=FIRST[a.kind], last=""))
         cmd = [sys.executable, "-m", "zoomreel", "frame", str(toml), "--npy", str(Path(d) / "f.npy"), "--png", str(Path(d) / "f.png")]
         peak, secs, finished, out = measure(cmd, a.seconds)
     print(bench.machine())
