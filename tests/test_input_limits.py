@@ -2,7 +2,6 @@
 names and text from the user are data, never structure."""
 
 import json
-import time
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path

@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
-import sys
 import threading
 
 import numpy as np
