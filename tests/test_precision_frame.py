@@ -163,6 +163,11 @@ def test_the_precision_names_are_the_engines_arithmetics():
     # one source: what a keyframe file may ask for is what the engine can train, cheapest first
     assert precision_names.ARITHMETICS == engine.arith.names()
     assert scene.PRECISIONS == ("auto",) + engine.arith.names()
+    # the ladder's order is the arithmetics' stated ranks, and a rank is taken once
+    assert [A.rank for A in engine.LADDER] == [0, 1, 2]
+    with pytest.raises(ValueError):
+        engine.arith.register(engine.arith.FloatArithmetic("float16", np.float16, rank=1))
+    assert engine.arith.names() == precision_names.ARITHMETICS
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ class WorkProgress(Reporter):
 class PixelProgress:
     """One view's pixel-steps: ``advance`` is an engine progress callback."""
 
-    def __init__(self, quiet: bool, total: int, label: str = "pixel-steps"):
+    def __init__(self, quiet: bool, total: int, label: str = "frame"):
         self.progress = _progress(quiet, TextColumn("{task.completed:.3g}/{task.total:.3g} px-steps"))
         self.progress.start()
         self.task = self.progress.add_task(label, total=total)
