@@ -16,7 +16,8 @@ CONDITIONS = ref.conditions(40)
 # the fused kernel runs in interpret mode, too slow for these grids in CI:
 # tests/test_fused.py checks it there on smaller ones, and
 # ZOOMREEL_TEST_INTERPRET=1 runs these tests with it as well.
-IMPLS = [f.impl for f in engine.implementations("network")]
+# every implementation of the network step; those other than XLA's run natively on a GPU only
+IMPLS = [pytest.param(f.impl, marks=() if f.impl == "xla" else pytest.mark.gpu) for f in engine.implementations("network")]
 
 
 def native_or_asked(impl: str) -> bool:
