@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoomreel import bench, engine, path, render, scene
+from zoomreel import bench, engine, path, scene, work
 from zoomreel.bench import flops_per_pixel_step, timed
 from zoomreel.model import Model
 
@@ -159,7 +159,7 @@ def main():
                 te[k].append(t)
                 if not a.no_frame:
                     os.environ[engine.formulation.KERNEL_ENV] = k  # the frame chooses as `zoomreel frame` does
-                    t, fr[k] = timed(lambda: render.compute_frame(sc, view, dtype))
+                    t, fr[k] = timed(lambda: work.train_view(sc.model, view, dtype, sc.keyframes_where))
                     del os.environ[engine.formulation.KERNEL_ENV]
                     tf[k].append(t)
         tmp.cleanup()

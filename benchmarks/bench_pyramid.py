@@ -36,7 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from zoomreel import color, engine, render, scene
+from zoomreel import color, engine, render, scene, work
+from zoomreel.plan import make_plan
+from zoomreel.report import info
+from zoomreel.work import FrameUnits, TileReader, TileUnits
 
 TOML = """
 title = "bench_pyramid"
@@ -107,7 +110,7 @@ def run(a, W, H, center, tmp: Path) -> None:
         ps = {}
         for mode in ("frames", "pyramid"):
             s = make_scene(tmp, mode, (W, H), a.full_steps, fps, spd, a.doublings, center, a.span)
-            ps[mode] = render.info(render.make_plan(s, out=tmp / "plan"))["pixel_steps"]
+            ps[mode] = info(make_plan(s, out=tmp / "plan"))["pixel_steps"]
         print(f"full size {W}x{H}, {a.full_steps} steps, {label} ({fpd:g} frames per doubling): "
               f"frames {ps['frames']:.3g} pixel-steps, pyramid {ps['pyramid']:.3g}, ratio {ps['frames'] / ps['pyramid']:.2f}")
 
@@ -119,8 +122,8 @@ def run(a, W, H, center, tmp: Path) -> None:
     plans, walls, steps = {}, {}, {}
     for mode in ("frames", "pyramid"):
         s = make_scene(tmp, mode, size, a.steps, a.fps, a.seconds_per_doubling, a.doublings, center, a.span)
-        plan = render.make_plan(s, out=tmp / mode)
-        steps[mode] = render.info(plan)["pixel_steps"]
+        plan = make_plan(s, out=tmp / mode)
+        steps[mode] = info(plan)["pixel_steps"]
         t0 = time.perf_counter()
         res = render.render(plan)
         walls[mode] = time.perf_counter() - t0
@@ -134,8 +137,8 @@ def run(a, W, H, center, tmp: Path) -> None:
     pp, fp = plans["pyramid"], plans["frames"]
     n = pp.n_frames
     ks = sorted({round(i * (n - 1) / max(1, a.check - 1)) for i in range(a.check)})
-    reader = render.TileReader(render.tile_units(pp))
-    sums = [render.pyramid_frame_summary(pp, k, reader) for k in range(n)]
+    reader = TileReader(TileUnits.of_plan(pp))
+    sums = [render.pyramid_frame(pp, k, reader).summary for k in range(n)]
     radius = max(0, int(round(render.BLEND_SECONDS * pp.fps)))
     rows = []
     for k in ks:
@@ -144,11 +147,11 @@ def run(a, W, H, center, tmp: Path) -> None:
         rgb, frac, _ = render.pyramid_frame(pp, k, reader, ref)
         view = pp.view(k)
         w, h = view.size
-        big = render.compute_frame(pp.scene, type(view)(view.center, view.span, (2 * w, 2 * h)), pp.mode).raw
+        big = work.train_view(pp.scene.model, type(view)(view.center, view.span, (2 * w, 2 * h)), pp.precision).raw
         want_frac = (big < 0).reshape(h, 2, w, 2).mean(axis=(1, 3))
         want_rgb = color.colorize(big, ref, pp.scene.video.palette).astype(np.float64).reshape(h, 2, w, 2, 3).mean(axis=(1, 3))
         want_rgb = np.clip(np.rint(want_rgb), 0, 255)
-        raw_f = render.train_frames(fp, fp.cache, [k], False, render.Reporter())[k][0]
+        raw_f = FrameUnits(fp).fetch(k).raw  # rendered above: read from the cache
         rows.append((k, float(want_frac.mean()), float(np.abs(frac - want_frac).mean()), psnr(rgb, want_rgb),
                      float(np.abs((raw_f < 0) - want_frac).mean()), psnr(color.colorize(raw_f, ref, pp.scene.video.palette), want_rgb)))
     print("quality against the view trained at 2x per axis, area-downsampled:")

@@ -15,7 +15,7 @@ frames. For Ray, per task:
 - overhead = (wall x workers - training) / tasks: time a worker slot spent on
   a task but not in training (scheduling, argument and result transfer
   through the object store, the worker's own set-up, the driver's copy);
-- the share of it spent inside the task function but outside ``run_job``
+- the share of it spent inside the task function but outside ``train_job``
   (imports, engine configuration): task seconds - training seconds.
 
 Every frame is the same view (the paper's standard one), so tasks cost the
@@ -59,10 +59,10 @@ span = 9.0
 
 
 def jobs_for(plan, frames):
-    from zoomreel.executor import Job
+    from zoomreel.training import Job
 
     s = plan.scene
-    return [Job(k, s.model, plan.view(k), plan.mode, s.keyframes_where) for k in frames]
+    return [Job(k, s.model, plan.view(k), plan.precision, s.keyframes_where) for k in frames]
 
 
 def timed(executor, jobs, warm):
@@ -90,7 +90,8 @@ def main():
 
     import jax
 
-    from zoomreel import engine, render, scene
+    from zoomreel import engine, scene
+    from zoomreel.plan import make_plan
     from zoomreel.executor import LocalExecutor
     from zoomreel.ray_executor import RayExecutor, import_ray
 
@@ -100,10 +101,10 @@ def main():
     d = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     p = d / "bench.toml"
     p.write_text(SCENE.format(steps=a.steps, size=a.size, last=a.frames))
-    plan = render.make_plan(scene.load(p), out=d)
+    plan = make_plan(scene.load(p), out=d)
     frames = list(range(a.frames))
     px_steps = a.frames * plan.pixel_steps_per_frame
-    small = render.make_plan(scene.load(p).with_video(size=(16, 16)), out=d)
+    small = make_plan(scene.load(p).with_video(size=(16, 16)), out=d)
     ray = import_ray()
     load = os.getloadavg()
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine {platform.node()} {platform.machine()}, "

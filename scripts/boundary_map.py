@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     ap.add_argument("--png", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    from zoomreel import dimension, engine, render, scene
+    from zoomreel import dimension, engine, scene, work
+    from zoomreel.plan import single_frame
 
     try:
         if a.estimator not in dimension.ESTIMATORS:
@@ -106,9 +107,9 @@ def main(argv=None) -> int:
         for seed, span in [(seed, span) for seed in (a.seed or [base.model.seed]) for span in spans]:
             model = dataclasses.replace(base.model, seed=seed, steps=a.steps or base.model.steps)
             keys = (dataclasses.replace(first, center=center, span=span),) + base.keyframes[1:]
-            plan = render.single_frame_plan(dataclasses.replace(base, model=model, keyframes=keys), Decimal(0), a.out)
+            plan = single_frame(dataclasses.replace(base, model=model, keyframes=keys), Decimal(0), False, a.out)
             plan.cache.prepare()
-            raw = render.train_frames(plan, plan.cache, [0], False, render.Reporter())[0][0]
+            raw = work.train_view(model, plan.view(0), plan.precision, base.keyframes_where, cache=plan.cache).raw
             view = plan.view(0)
             found = blocks(raw, view, a.tile, a.estimator)
             panels.append((view, raw, found, seed))

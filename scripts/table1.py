@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from zoomreel.errors import UserError
-from zoomreel.precisions import PRECISIONS
+from zoomreel.precision_names import PRECISIONS
 
 
 def seeds(text: str) -> list[int]:

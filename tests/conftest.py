@@ -46,6 +46,22 @@ def scene_text(steps=30, w=16, h=16, fps=4, t1="1.0", span1="1.0", model_extra="
     )
 
 
+# The tier of whole files (pyproject.toml registers the markers); single
+# tests carry their own marks.
+TIERS = {
+    "test_explore_browser.py": ("browser", "slow"),
+    "test_ray.py": ("ray", "slow"),
+    "test_explore.py::test_a_newer_view_supersedes_the_one_in_training": ("slow",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = f"{item.path.name}::{item.originalname}"
+        for mark in TIERS.get(item.path.name, ()) + TIERS.get(name, ()):
+            item.add_marker(getattr(pytest.mark, mark))
+
+
 @pytest.fixture
 def write_scene(tmp_path):
     def make(name="s", **kw):

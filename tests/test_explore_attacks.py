@@ -182,7 +182,7 @@ MALFORMED = [
     ("/api/save", {"keyframes": [{"time": "0", "center": ["1", "1"], "span": "1"},
                                  {"time": "9" * 5000, "center": ["1", "1"], "span": "0.5"}]}, 400, "(x.toml:keyframe[1].time)"),
     ("/api/draft", {"keyframes": [{"time": "0", "center": ["1", "1"], "span": "1"},
-                                  {"time": "1e-2000000", "center": ["1", "1"], "span": "0.5"}]}, 400, "(draft)"),
+                                  {"time": "1e-2000000", "center": ["1", "1"], "span": "0.5"}]}, 400, "is too small a magnitude"),
     ("/api/draft", {"name": "/etc/x.toml"}, 400, "bad file name '/etc/x.toml' (draft:name)"),  # no path from a request
     ("/api/save", {"name": "../start.toml"}, 400, "bad file name '../start.toml' (save:name)"),
     ("/api/view", b"[" * 100000, 400, "not a JSON object (view)"),

@@ -102,14 +102,15 @@ def _page_png(page) -> np.ndarray:
 
 def _render_frame(tmp: Path, center, span: str) -> tuple[np.ndarray, int]:
     """The frame a pyramid render of this view shows, and the tiles it had to train."""
-    from zoomreel import render, scene
+    from zoomreel import render, scene, work
+    from zoomreel.plan import make_plan
 
     f = tmp / "same.toml"
     f.write_text(START.replace("fps = 2", 'fps = 2\nmode = "pyramid"').replace("center = [1.5, 1.5]", f'center = ["{center[0]}", "{center[1]}"]')
                  .replace("span = 9.0", f'span = "{span}"'))
-    plan = render.make_plan(scene.load(f), out=tmp / "out")
-    units, trained = render.train_tiles(plan, None, False, render.Reporter())
-    return render.pyramid_frame(plan, 0, render.TileReader(units))[0], trained
+    plan = make_plan(scene.load(f), out=tmp / "out")
+    units, trained = work.train_tiles(plan, None, False, work.Reporter())
+    return render.pyramid_frame(plan, 0, work.TileReader(units))[0], trained
 
 
 def test_explore_in_chromium(server):

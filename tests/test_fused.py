@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 import reference as ref
+from zoomreel.plan import make_plan
+from zoomreel.report import info
 from zoomreel import engine, path
+from zoomreel.work import FrameUnits
 from zoomreel.engine import formulation, fused, gpucode
 from zoomreel.errors import UserError
 from zoomreel.model import Model
@@ -40,6 +43,7 @@ def grid(model, k=4):
 
 
 @pytest.mark.parametrize("name", list(CONDITIONS))
+@pytest.mark.slow
 def test_fused_equals_the_xla_step_up_to_rounding(name):
     model = CONDITIONS[name]
     hx, hy = grid(model)
@@ -59,6 +63,7 @@ def test_fused_equals_the_xla_step_up_to_rounding(name):
             assert np.median(np.abs(got - want) / np.abs(want)) < 1e-9, name
 
 
+@pytest.mark.slow
 def test_same_class_at_the_standard_view():
     """The standard view: float64 classes as the XLA step's for at least 99.9 %
     of the pixels (measured: all of them); in float32 only pixels that no
@@ -86,6 +91,7 @@ def test_same_class_at_the_standard_view():
 
 
 @pytest.mark.parametrize("name, dtype", [("tanh", "float32"), ("minibatch", "float64")])
+@pytest.mark.slow
 def test_early_exit_changes_no_value(name, dtype):
     """Blocks that stop inside a segment, NaN pixels and pixels past RETIRE_V
     retire without changing a value, bit for bit."""
@@ -116,6 +122,7 @@ def test_a_block_that_blows_up_stops_and_retires():
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the triton package has Linux wheels only")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.slow
 def test_the_kernel_compiles_for_an_h100_in_full_precision_without_spilling(dtype):
     """Every condition's segment lowers, on this machine, to one Triton kernel
     for a CUDA GPU, and Triton compiles it for an H100/H200 (sm_90):
@@ -142,12 +149,12 @@ def test_the_kernel_compiles_for_an_h100_in_full_precision_without_spilling(dtyp
 
 def test_the_kernel_is_chosen_on_gpus_it_fits(monkeypatch):
     f = formulation.get("network", "fused")
-    monkeypatch.setattr(f, "_checks", {})
-    monkeypatch.setattr(f, "_warned", set())
-    monkeypatch.setattr(fused, "check", lambda model, dtype: None)  # as on a GPU where it compiles right
+    monkeypatch.setattr(f, "verified", {})
+    monkeypatch.setattr(formulation, "warned_fallbacks", set())
+    monkeypatch.setattr(fused, "compare_with_xla", lambda model, dtype: None)  # as on a GPU where it compiles right
     assert f.tag and f.tag != formulation.get("network", "xla").tag  # frames keyed apart
-    assert f.applies("gpu", Model()) and f.applies("gpu", Model(width=32))
-    assert not f.applies("gpu", Model(width=12)) and not f.applies("cpu", Model())
+    assert f.suits("gpu", Model()) and f.suits("gpu", Model(width=32))
+    assert not f.suits("gpu", Model(width=12)) and not f.suits("cpu", Model())
     monkeypatch.delenv(formulation.KERNEL_ENV, raising=False)
     assert formulation.choose(Model(), "gpu").impl == "fused"
     assert formulation.choose(Model(width=12), "gpu").impl == "xla"
@@ -168,17 +175,18 @@ def test_frames_of_the_two_kernels_are_keyed_apart(write_scene, tmp_path, monkey
     s = scene.load(write_scene(steps=20, w=16, h=16, fps=2, t1="0.5"))
     out = tmp_path / "o"
     monkeypatch.delenv("ZOOMREEL_KERNEL", raising=False)
-    xla = render.make_plan(s, out=out)
+    xla = make_plan(s, out=out)
     render.render(xla)
-    assert xla.kernel == "xla" and render.info(xla)["cached"] == xla.n_frames == 2
+    assert xla.kernel == "xla" and info(xla)["cached"] == xla.n_frames == 2
     monkeypatch.setenv("ZOOMREEL_KERNEL", "fused")
-    fused = render.make_plan(s, out=out)
+    fused = make_plan(s, out=out)
     assert fused.kernel == "fused" and fused.kernel_tag
-    assert render.info(fused)["cached"] == 0  # nothing the XLA step trained counts for the kernel
-    job = render.FrameUnits(fused, fused.cache).job(0, False)
+    assert info(fused)["cached"] == 0  # nothing the XLA step trained counts for the kernel
+    job = FrameUnits(fused).job(0)
     assert job.kernel == "fused" and job.decision is None  # the XLA step's decision is not reused either
 
 
+@pytest.mark.slow
 def test_the_check_passes_a_working_kernel_and_catches_a_broken_one(monkeypatch):
     """Before a GPU trains any frame with the kernel, it compares the kernel
     with the XLA step on 16 pixels (here in interpret mode): a kernel that
@@ -189,10 +197,10 @@ def test_the_check_passes_a_working_kernel_and_catches_a_broken_one(monkeypatch)
 
     model = Model(nonlinearity="tanh", batch=16, steps=25, seed=5)
     for dtype in ("float32", "float64"):
-        assert fused.check(model, dtype) is None, dtype
-    monkeypatch.setattr(fused._OnChip, "tanh", staticmethod(lambda u: 0.9 * jax.numpy.tanh(u)))
+        assert fused.compare_with_xla(model, dtype) is None, dtype
+    monkeypatch.setattr(fused.OnChip, "tanh", staticmethod(lambda u: 0.9 * jax.numpy.tanh(u)))
     scheduler.shard_fn.cache_clear()
-    why = fused.check(dataclasses.replace(model, seed=6), "float64")
+    why = fused.compare_with_xla(dataclasses.replace(model, seed=6), "float64")
     assert why is not None and "differ from the XLA step" in why, why
 
     def no_compiler(*args, **kwargs):
@@ -200,14 +208,14 @@ def test_the_check_passes_a_working_kernel_and_catches_a_broken_one(monkeypatch)
 
     monkeypatch.setattr(fused, "build_fused_segment", no_compiler)
     scheduler.shard_fn.cache_clear()
-    assert fused.check(dataclasses.replace(model, seed=7), "float32") == "RuntimeError: ptxas fatal: Value 'sm_90a' is not defined"
+    assert fused.compare_with_xla(dataclasses.replace(model, seed=7), "float32") == "RuntimeError: ptxas fatal: Value 'sm_90a' is not defined"
     scheduler.shard_fn.cache_clear()
 
 
 def test_a_gpu_where_the_kernel_fails_its_check_trains_with_the_xla_step(monkeypatch, capsys):
     f = formulation.get("network", "fused")
-    monkeypatch.setattr(f, "_checks", {})
-    monkeypatch.setattr(f, "_warned", set())
+    monkeypatch.setattr(f, "verified", {})
+    monkeypatch.setattr(formulation, "warned_fallbacks", set())
     monkeypatch.delenv(formulation.KERNEL_ENV, raising=False)
     calls = []
 
@@ -215,7 +223,7 @@ def test_a_gpu_where_the_kernel_fails_its_check_trains_with_the_xla_step(monkeyp
         calls.append((model, dtype))
         return "RuntimeError: ptxas fatal"
 
-    monkeypatch.setattr(fused, "check", failing)
+    monkeypatch.setattr(fused, "compare_with_xla", failing)
     assert formulation.choose(Model(steps=100), "gpu").impl == "xla"
     assert formulation.choose(Model(steps=200, seed=3), "gpu").impl == "xla"  # checked once per condition
     assert len(calls) == 1 and calls[0][0].steps == engine.SEGMENT_STEPS
@@ -234,11 +242,12 @@ def test_a_gpu_where_the_kernel_fails_its_check_trains_with_the_xla_step(monkeyp
     assert scheduler.shard_fn.cache_info().currsize == 0
     # another condition is checked on its own, both arithmetics
     calls.clear()
-    monkeypatch.setattr(fused, "check", lambda model, dtype: calls.append(dtype))
+    monkeypatch.setattr(fused, "compare_with_xla", lambda model, dtype: calls.append(dtype))
     assert formulation.choose(Model(nonlinearity="relu"), "gpu").impl == "fused"
     assert calls == ["float32", "float64"]
 
 
+@pytest.mark.slow
 def test_dd_under_the_fused_kernel_is_the_xla_step(monkeypatch):
     """The kernel has float32 and float64 only: forced, a dd view trains with
     the XLA step, bit for bit, and says so."""
@@ -253,6 +262,7 @@ def test_dd_under_the_fused_kernel_is_the_xla_step(monkeypatch):
     assert engine.describe_kernel(model, "float32") == FUSED_HERE
 
 
+@pytest.mark.slow
 def test_the_cli_names_the_kernel_that_trains(write_scene, tmp_path):
     import json
     import os

@@ -55,7 +55,7 @@ def test_locate_zooms_onto_the_boundary_of_the_mandelbrot_set():
 def test_locate_command_prints_each_level_and_a_centre_to_paste(tmp_path):
     p = tmp_path / "m.toml"
     p.write_text('[model]\nkind = "mandelbrot"\nsteps = 100\n[[keyframe]]\ntime = 0.0\ncenter = [-0.75, 0]\nspan = 3\n')
-    r = CliRunner().invoke(app, ["locate", str(p), "--depth", "0.03", "--size", "16"])
+    r = CliRunner().invoke(app, ["locate", str(p), "--depth", "0.03", "--size", "16", "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert [ln.split()[1] for ln in lines[:-1]] == ["3", "0.3", "0.03"]
@@ -70,3 +70,11 @@ def test_locate_command_refuses_a_bad_depth_in_one_line(tmp_path):
     r = CliRunner().invoke(app, ["locate", str(p), "--depth", "-1"])
     assert r.exit_code == 2
     assert r.stderr.strip() == "error: bad depth '-1' (--depth): give a positive span, e.g. 1e-6"
+
+
+def test_locate_refuses_a_depth_past_double_double_before_training(tmp_path):
+    p = tmp_path / "m.toml"
+    p.write_text('[model]\nkind = "mandelbrot"\nsteps = 100\n[[keyframe]]\ntime = 0.0\ncenter = [-0.75, 0]\nspan = 3\n')
+    r = CliRunner().invoke(app, ["locate", str(p), "--depth", "1e-400", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.stdout == ""  # no level was trained
+    assert r.stderr.startswith("error: span 1e-400 is too deep: neighbouring pixels are equal in dd (--depth)")

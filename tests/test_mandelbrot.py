@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import reference as ref
-from zoomreel import engine, path, precision, render, scene
+from zoomreel import engine, path, precision, preflight, scene, training, work
+from zoomreel import plan as plan_
 from zoomreel.errors import UserError
 from zoomreel.model import Model
 
@@ -53,7 +54,7 @@ def test_known_points_inside_and_outside():
 )
 def test_frames_match_an_independent_escape_time(center, span):
     view = path.View(center, span, (40, 24))
-    res = render.compute_frame(_scene(), view, "float64")
+    res = work.train_view(MODEL, view, "float64")
     esc, smooth = reference_frame(view, MODEL.steps)
     ours = res.raw > 0
     assert np.mean(ours == esc) >= 0.999
@@ -86,17 +87,17 @@ def test_precision_policy_against_a_float64_reference():
     d = precision.decide(MODEL, shallow)
     assert d.dtype == "float32"
     esc, _ = reference_frame(shallow, MODEL.steps)
-    assert np.mean((render.train_view(MODEL, shallow, "float32") > 0) == esc) >= 0.99
+    assert np.mean((training.train_pixels(MODEL, shallow, "float32") > 0) == esc) >= 0.99
 
     # deep (span 1e-5 near Seahorse Valley): pixels are ~3.5 float32 ulps
     # apart; float32 visibly fails there, auto must go to float64
     deep = path.View(SEAHORSE, Decimal("1e-5"), (48, 32))
     esc, _ = reference_frame(deep, MODEL.steps)
-    f32 = render.train_view(MODEL, deep, "float32") > 0
+    f32 = training.train_pixels(MODEL, deep, "float32") > 0
     assert np.mean(f32 == esc) < 0.99  # the failure auto has to avoid
     d = precision.decide(MODEL, deep)
     assert d.dtype == "float64"
-    assert np.mean((render.train_view(MODEL, deep, d.dtype) > 0) == esc) >= 0.995
+    assert np.mean((training.train_pixels(MODEL, deep, d.dtype) > 0) == esc) >= 0.995
 
     # past double-double: a clear error naming the deepest span
     with pytest.raises(UserError) as e:
@@ -116,12 +117,12 @@ def test_mandelbrot_takes_only_steps(tmp_path):
 def test_shipped_mandelbrot_file_zooms_ten_decades_within_float64(tmp_path):
     s = scene.load(Path(__file__).parent.parent / "keyframes" / "mandelbrot.toml")
     assert s.model.kind == "mandelbrot"
-    plan = render.make_plan(s, draft=True, out=tmp_path)
+    plan = plan_.make_plan(s, draft=True, out=tmp_path)
     first, last = plan.view(0), plan.view(plan.n_frames - 1)
     assert float((first.span / last.span).log10()) >= 10
     # the deepest frame still resolves in float64 at full size
-    full = render.make_plan(s, draft=False, out=tmp_path).view(plan.n_frames - 1)
-    assert precision.deepest_span(s.model, full, engine.FLOAT64) < float(full.span)
+    full = plan_.make_plan(s, draft=False, out=tmp_path).view(plan.n_frames - 1)
+    assert preflight.deepest_span(s.model, full, engine.FLOAT64) < float(full.span)
 
 
 
@@ -152,9 +153,9 @@ def test_past_float64_auto_trains_in_dd_and_matches_mpmath():
     view = path.View((Decimal(0), Decimal(1)), Decimal("1e-20"), (8, 6))
     with pytest.raises(UserError):
         precision.decide(model, view, "float64")
-    d, probe = precision.decide_and_probe(model, view)
-    assert d.dtype == "dd" and d.resolved >= 0.95 and d.dd_agreement == d.resolved
-    raw = render.train_view(model, view, "dd", known=probe)
+    res = work.train_view(model, view)
+    d, raw = res.decision, res.raw
+    assert d.dtype == "dd" and d.resolved >= 0.95
     assert np.all(raw > 0)  # all escape
     assert np.all(np.diff(raw, axis=1) != 0) and np.all(np.diff(raw, axis=0) != 0)  # neighbours differ
     xs, ys = path.axis_coords(view)

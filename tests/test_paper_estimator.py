@@ -94,6 +94,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "zoomreel", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_dimension_levels_with_the_paper_estimator(write_scene, tmp_path):
     scene = write_scene(steps=20, w=40, h=40, t1="1.0", span1="1.0")
     r = _cli("dimension", scene, "--out", tmp_path / "o", "--levels", "--estimator", "paper", "--json")

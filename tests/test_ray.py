@@ -77,12 +77,17 @@ class Cluster(str):
     """The cluster's address; ``session``: the session id of its processes."""
 
     session: int
+    armed: Path  # create it, and the next task to start on the cluster kills its worker
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    proc, address = start_cluster(tmp_path_factory.mktemp("cluster") / "ray-start.log")
+    d = tmp_path_factory.mktemp("cluster")
+    # a test arms a kill of one worker as its task starts by creating the file <armed>
+    env = {**os.environ, "ZOOMREEL_SIGNAL_AT": "KILL task", "ZOOMREEL_SIGNAL_ARMED": str(d / "armed")}
+    proc, address = start_cluster(d / "ray-start.log", env)
     c = Cluster(address)
+    c.armed = d / "armed"
     c.session = proc.pid  # start_new_session: the cluster's processes share this session
     yield c
     stop_cluster(proc)
@@ -130,36 +135,15 @@ def test_ray_render_equals_local_render(cluster, reference, tmp_path):
     assert "rendered 0, reused 9" in r.stdout and "ray: 0 tasks" in r.stderr, r.stdout + r.stderr
 
 
-def _working(session: int) -> list[int]:
-    """Processes of the cluster's session that are training a frame (Ray titles them ray::work)."""
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if os.getsid(int(d.name)) == session and (d / "cmdline").read_bytes().startswith(b"ray::work"):
-                    found.append(int(d.name))
-            except OSError:
-                pass
-    return found
-
-
 def test_killed_worker_task_is_retried(cluster, reference, tmp_path):
     p, local = reference
     out = tmp_path / "ray"
-    driver = subprocess.Popen([*CLI, "render", str(p), "--out", str(out), "--quiet", "--ray", cluster],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.time() + 120
-    while killed is None and time.time() < deadline and driver.poll() is None:
-        # a worker of this test's cluster while it trains a frame: Ray titles it ray::work
-        for pid in _working(cluster.session):
-            os.kill(pid, signal.SIGKILL)
-            killed = pid
-            break
-        time.sleep(0.05)
-    stdout, stderr = driver.communicate(timeout=300)
-    assert killed is not None, "no task was seen running"
-    assert driver.returncode == 0, stderr
+    cluster.armed.write_text("")  # the first task to start kills its worker
+    r = run("render", p, "--out", out, "--quiet", "--ray", cluster, timeout=300)
+    assert not cluster.armed.exists() and Path(f"{cluster.armed}.fired").exists()  # a worker was killed
+    Path(f"{cluster.armed}.fired").unlink()
+    stdout = r.stdout
+    assert r.returncode == 0, r.stderr
     assert "rendered 9, reused 0" in stdout
     same_render(local, out)
 
@@ -168,15 +152,11 @@ def test_killed_driver_then_resume(cluster, reference, tmp_path):
     p, local = reference
     out = tmp_path / "ray"
     frames_dir = out / "s" / "cache" / "frames"
-    driver = subprocess.Popen([*CLI, "render", str(p), "--out", str(out), "--quiet", "--ray", cluster],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(frames_dir.glob("*.json"))) < 2:
-        time.sleep(0.05)
-    driver.kill()
-    driver.wait()
+    killed = run("render", p, "--out", out, "--quiet", "--ray", cluster, timeout=300,
+                 env={**os.environ, "ZOOMREEL_SIGNAL_AT": "KILL unit 2"})  # the driver, once it has written 2 frames
+    assert killed.returncode == -signal.SIGKILL
     cached = len(list(frames_dir.glob("*.json")))
-    assert 2 <= cached < 9, cached
+    assert cached == 2, cached
     r = run("render", p, "--out", out, "--quiet", "--ray", cluster)  # resumes on Ray
     assert r.returncode == 0, r.stderr
     m = re.search(r"rendered (\d+), reused (\d+)", r.stdout)
@@ -238,18 +218,30 @@ def test_workers_that_cannot_import_zoomreel(reference, tmp_path):
 def test_without_ray_installed_ray_is_one_error_line(reference, tmp_path):
     p, _ = reference
     code = "import sys; sys.modules['ray'] = None; from zoomreel.cli import main; sys.argv[0] = 'zoomreel'; main()"
-    r = subprocess.run([sys.executable, "-c", code, "render", str(p), "--out", str(tmp_path), "--ray"],
+    r = subprocess.run([sys.executable, "-c", code, "render", str(p), "--out", str(tmp_path), "--ray", "local"],
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == ("error: Ray is not installed (--ray): install it with pip install 'zoomreel[ray]' "
                                 "(in a clone: pip install -e '.[ray]')")
 
 
-def test_ray_without_an_address_is_a_local_runtime():
-    from zoomreel.cli import _ray_argv
+def test_ray_takes_local_or_an_address(monkeypatch, tmp_path):
+    """--ray local asks for a local runtime; an address, that cluster; no --ray, this process."""
+    from typer.testing import CliRunner
 
-    assert _ray_argv(["render", "p.toml", "--ray"]) == ["render", "p.toml", "--ray", "local"]
-    assert _ray_argv(["render", "p.toml", "--ray", "--quiet"]) == ["render", "p.toml", "--ray", "local", "--quiet"]
-    assert _ray_argv(["render", "--ray", "p.toml"]) == ["render", "--ray", "local", "p.toml"]
-    assert _ray_argv(["render", "p.toml", "--ray", "auto"]) == ["render", "p.toml", "--ray", "auto"]
-    assert _ray_argv(["render", "p.toml", "--ray", "ray://h:10001"]) == ["render", "p.toml", "--ray", "ray://h:10001"]
+    from zoomreel.cli import app
+    from zoomreel.cli import commands
+
+    asked = []
+
+    def executor(ray):
+        asked.append(ray)
+        raise SystemExit(3)  # what was asked is all this test needs
+
+    monkeypatch.setattr(commands, "_executor", executor)
+    p = tmp_path / "p.toml"
+    p.write_text('[[keyframe]]\ntime = 0\ncenter = [1.5, 1.5]\nspan = 9\n')
+    for args, want in ((["--ray", "local", "--quiet"], "local"), (["--ray", "auto"], "auto"),
+                       (["--ray", "ray://h:10001"], "ray://h:10001"), ([], None)):
+        CliRunner().invoke(app, ["render", str(p), "--out", str(tmp_path / "o"), *args])
+        assert asked.pop() == want, args

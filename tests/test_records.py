@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import scene_text
 from zoomreel import render, scene
+from zoomreel.plan import make_plan
 from zoomreel.cache import seal
 from zoomreel.cli import app
 
@@ -56,7 +57,7 @@ def masters(tmp_path_factory):
     for mode, text in (("frames", FRAMES), ("pyramid", PYRAMID)):
         root = tmp_path_factory.mktemp(mode)
         (root / "s.toml").write_text(text)
-        res = render.render(render.make_plan(scene.load(root / "s.toml"), out=root / "o"))
+        res = render.render(make_plan(scene.load(root / "s.toml"), out=root / "o"))
         assert res.rendered == UNITS[mode]
         out[mode] = root
     return out
@@ -81,7 +82,7 @@ def info(work) -> dict:
 
 
 def rerender(work):
-    return render.render(render.make_plan(scene.load(work / "s.toml"), out=work / "o"))
+    return render.render(make_plan(scene.load(work / "s.toml"), out=work / "o"))
 
 
 def agree_then_heal(work, mode, damaged=1):

@@ -5,12 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
+import pytest
 
+from zoomreel.plan import make_plan
 from zoomreel import color, encode, render, scene
 from zoomreel.cache import frame_key
+from zoomreel.work import FrameUnits
 
 CLI = [sys.executable, "-m", "zoomreel"]
 
@@ -25,6 +27,7 @@ def info(p, out, draft=False):
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_draft_and_final_mp4_match_the_contract(tmp_path, write_scene):
     p = write_scene(steps=20, w=66, h=34, fps=4, t1="1.0", span1="3.0")
     out = tmp_path / "out"
@@ -46,6 +49,7 @@ def test_draft_and_final_mp4_match_the_contract(tmp_path, write_scene):
     assert info(p, out, draft=True)["cached"] == 5 and info(p, out)["cached"] == 5
 
 
+@pytest.mark.slow
 def test_odd_sizes_are_padded(tmp_path, write_scene):
     p = write_scene(steps=20, w=17, h=19, fps=2, t1="0.5")
     out = tmp_path / "o"
@@ -53,6 +57,7 @@ def test_odd_sizes_are_padded(tmp_path, write_scene):
     assert encode.probe(out / "s" / "s.mp4")["size"] == (18, 20)
 
 
+@pytest.mark.slow
 def test_second_run_trains_nothing(tmp_path, write_scene):
     p = write_scene(steps=20, w=16, h=16, fps=4)
     out = tmp_path / "o"
@@ -65,6 +70,7 @@ def test_second_run_trains_nothing(tmp_path, write_scene):
     assert "rendered 5, reused 0" in r.stdout
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_video(tmp_path, write_scene):
     p = write_scene(steps=40, w=32, h=32, fps=8, t1="2.0", span1="0.3")
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
@@ -73,15 +79,12 @@ def test_resume_after_kill_gives_the_same_video(tmp_path, write_scene):
     n = info(p, ref_out)["frames"]
     frames_dir = out / "s" / "cache" / "frames"
     cached_before = []
-    for target in (2, 6):  # kill twice, each time once `target` frames exist
-        proc = subprocess.Popen([*CLI, "render", str(p), "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while time.time() < deadline and len(list(frames_dir.glob("*.json"))) < target:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    for new in (2, 4):  # killed twice, each time once it has written `new` more frames
+        env = {**os.environ, "ZOOMREEL_SIGNAL_AT": f"KILL unit {new}"}
+        proc = subprocess.run([*CLI, "render", str(p), "--out", str(out), "--quiet"], capture_output=True, env=env)
+        assert proc.returncode == -signal.SIGKILL
         cached_before.append(info(p, out)["cached"])
-    assert 0 < cached_before[-1] < n, cached_before  # really interrupted mid-render
+    assert cached_before == [2, 6] and len(list(frames_dir.glob("*.npy"))) == 6
     r = run("render", p, "--out", out, "--quiet")
     assert r.returncode == 0, r.stderr
     assert f"rendered {n - cached_before[-1]}, reused {cached_before[-1]}" in r.stdout
@@ -92,7 +95,7 @@ def test_resume_after_kill_gives_the_same_video(tmp_path, write_scene):
 
 def test_cache_key_covers_pixels_and_nothing_else(tmp_path, write_scene):
     base = scene.load(write_scene(steps=20, w=64, h=64))
-    plan = render.make_plan(base)
+    plan = make_plan(base)
     v = plan.view(3).key_fields()
     k = frame_key(base.model, v, "float64")
     from dataclasses import replace
@@ -103,12 +106,13 @@ def test_cache_key_covers_pixels_and_nothing_else(tmp_path, write_scene):
     assert frame_key(base.model, plan.view(2).key_fields(), "float64") != k
     # palette, fps, quality and overlay do not change the frame key of the same view
     other = base.with_video(palette="coolwarm", fps=8, quality=30, overlay=True)
-    plan2 = render.make_plan(other)
+    plan2 = make_plan(other)
     assert frame_key(other.model, plan2.view(6).key_fields(), "float64") == k  # t = 0.75 s either way
     # a different size is a different frame
-    assert frame_key(base.model, render.make_plan(base, draft=True).view(3).key_fields(), "float64") != k
+    assert frame_key(base.model, make_plan(base, draft=True).view(3).key_fields(), "float64") != k
 
 
+@pytest.mark.slow
 def test_palette_and_fps_changes_retrain_nothing(tmp_path, write_scene):
     out = tmp_path / "o"
     p = write_scene(name="s", steps=20, fps=4)
@@ -118,6 +122,7 @@ def test_palette_and_fps_changes_retrain_nothing(tmp_path, write_scene):
     assert r.returncode == 0 and "rendered 0, reused 3" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_cache_file_is_retrained(tmp_path, write_scene):
     p = write_scene(steps=20, fps=2)
     out = tmp_path / "o"
@@ -145,6 +150,7 @@ def test_unwritable_output_is_one_clear_error(tmp_path, write_scene):
         assert r.returncode == 2 and r.stderr.startswith("error: ")
 
 
+@pytest.mark.slow
 def test_info_answers_without_training(tmp_path, write_scene):
     p = write_scene(steps=30, w=32, h=32, fps=4)
     d = info(p, tmp_path / "o")
@@ -156,18 +162,19 @@ def test_info_answers_without_training(tmp_path, write_scene):
     assert d["cached"] == 5 and sum(d["precision"].values()) == 5
 
 
+@pytest.mark.slow
 def test_colours_are_stable_between_frames(tmp_path, write_scene):
     """Blended rank references: consecutive frames change colour smoothly."""
     p = write_scene(steps=30, w=32, h=32, fps=8, t1="1.0", span1="0.5")
     s = scene.load(p)
-    plan = render.make_plan(s, out=tmp_path / "o")
+    plan = make_plan(s, out=tmp_path / "o")
     render.render(plan)
     cache = plan.cache
     raws, sums = [], []
     for k in range(plan.n_frames):
-        st = render.lookup(plan, cache, k)
+        st = FrameUnits(plan).lookup(k)
         raws.append(cache.get_frame(st.key, (32, 32))[0])
-        sums.append(st.meta["summary"])
+        sums.append(st.record["summary"])
     radius = round(render.BLEND_SECONDS * plan.fps)
     jumps_blend, jumps_own = [], []
     for k in range(plan.n_frames - 1):

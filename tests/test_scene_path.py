@@ -70,6 +70,7 @@ def test_bad_input_is_one_clear_error(tmp_path, name):
     assert hint in line, line
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_and_exits_2(tmp_path):
     """Through the real console entry point: no traceback, exit 2."""
     cases = {"steps_small": BAD["steps_small"][0], "malformed": BAD["malformed"][0]}

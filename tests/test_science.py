@@ -16,12 +16,17 @@ CONDITIONS = ref.conditions(40)
 # the fused kernel runs in interpret mode, too slow for these grids in CI:
 # tests/test_fused.py checks it there on smaller ones, and
 # ZOOMREEL_TEST_INTERPRET=1 runs these tests with it as well.
-engine.config.ensure()  # before JAX starts its backends
-PLATFORM = __import__("jax").devices()[0].platform
-IMPLS = [
-    f.impl for f in engine.implementations("network")
-    if f.impl == "xla" or f.applies(PLATFORM, Model()) or os.environ.get("ZOOMREEL_TEST_INTERPRET")
-]
+# every implementation of the network step; those other than XLA's run natively on a GPU only
+IMPLS = [pytest.param(f.impl, marks=() if f.impl == "xla" else pytest.mark.gpu) for f in engine.implementations("network")]
+
+
+def native_or_asked(impl: str) -> bool:
+    """Whether ``impl`` runs natively here (the XLA step always does), or was asked for."""
+    import jax
+
+    platform = jax.devices()[0].platform
+    f = engine.formulation.get("network", impl)
+    return impl == "xla" or f.suits(platform, Model()) or bool(os.environ.get("ZOOMREEL_TEST_INTERPRET"))
 
 
 def grid(model, k=5):
@@ -35,7 +40,10 @@ def grid(model, k=5):
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CONDITIONS))
+@pytest.mark.slow
 def test_engine_matches_numpy_reference(name, impl):
+    if not native_or_asked(impl):
+        pytest.skip(f"{impl} runs natively only on a GPU (ZOOMREEL_TEST_INTERPRET=1 runs it here)")
     model = CONDITIONS[name]
     hx, hy = grid(model)
     HX, HY = np.meshgrid(hx, hy)
@@ -49,6 +57,7 @@ def test_engine_matches_numpy_reference(name, impl):
     assert np.median(rel) < 1e-9, (name, np.median(rel))
 
 
+@pytest.mark.slow
 def test_gradient_matches_autodiff():
     """The hand-written backward pass equals jax.grad of the paper's loss."""
     import jax
@@ -192,8 +201,11 @@ def test_standard_view_phases():
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(CONDITIONS))
+@pytest.mark.slow
 def test_early_exit_changes_no_value(name, dtype, impl):
     """Retiring NaN pixels and pixels past RETIRE_V leaves every value bit-for-bit equal."""
+    if not native_or_asked(impl):
+        pytest.skip(f"{impl} runs natively only on a GPU (ZOOMREEL_TEST_INTERPRET=1 runs it here)")
     model = dataclasses.replace(CONDITIONS[name], steps=80)
     hx, hy = grid(model, k=12)
     if model.plane == "init-lr":
@@ -220,6 +232,7 @@ def test_loss_rule_retires_pixels_before_they_overflow():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(CONDITIONS))
+@pytest.mark.slow
 def test_a_pixel_is_the_same_in_any_chunk(name, dtype):
     """A pixel's value does not depend on how many pixels share its chunk.
 
@@ -240,6 +253,7 @@ def test_a_pixel_is_the_same_in_any_chunk(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.slow
 def test_a_chunk_of_blown_up_pixels_stops_inside_its_segment(dtype):
     """A chunk whose every loss is past RETIRE_V or NaN stops at once, values unchanged.
 

@@ -8,11 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from zoomreel import dimension as dm
 from zoomreel import path, scene, table1
 from zoomreel.errors import UserError
-from zoomreel.executor import Job, run_job
+from zoomreel.training import Job, train_job
 
 ROOT = Path(__file__).parent.parent
 
@@ -36,6 +37,7 @@ def test_each_shipped_file_is_its_table_1_condition():
     assert table1.condition(dataclasses.replace(tanh, dataset=2.0)) is None
 
 
+@pytest.mark.slow
 def test_a_row_is_each_seeds_own_target_and_the_paper_estimator_over_its_levels(tmp_path):
     s = scene.load(ROOT / "keyframes" / "identity.toml")
     final = Decimal("0.5625")  # levels of span 9, 4.5, ... 0.5625
@@ -48,7 +50,7 @@ def test_a_row_is_each_seeds_own_target_and_the_paper_estimator_over_its_levels(
         # the same sequence trained here, view by view, with the seed's own model
         model = dataclasses.replace(s.model, seed=r.seed, steps=50)
         center = tuple(Decimal(c) for c in r.target)
-        raws = [run_job(Job(0, model, v, "float64", "test")).raw
+        raws = [train_job(Job(0, model, v, "float64", "test")).raw
                 for v in path.levels(center, final, (72, 72))]
         edges = [dm.boundary(raw) for raw in raws]
         assert edges[-1][30:42, 30:42].any()  # the target is on the boundary of the final view

@@ -13,8 +13,9 @@ import sys
 from typer.testing import CliRunner
 
 from conftest import scene_text
-from zoomreel import render, scene
-from zoomreel.cache import decision_key, seal
+from zoomreel import render, scene, work
+from zoomreel.plan import make_plan
+from zoomreel.cache import seal
 from zoomreel.cli import app
 from zoomreel.errors import literal, printable
 
@@ -48,11 +49,11 @@ def test_a_decision_warning_with_markup_and_escapes_prints_literally_in_the_prog
     toml = tmp_path / "s.toml"
     toml.write_text(titled('"t"'))
     out = tmp_path / "o"
-    plan = render.make_plan(scene.load(toml), out=out)
+    plan = make_plan(scene.load(toml), out=out)
     assert render.render(plan).rendered == 3
     # frame 1 is trained again with its cached decision, which now carries a hostile warning
-    st = render.lookup(plan, plan.cache, 1)
-    dk = decision_key(plan.scene.model, st.view.key_fields(), plan.mode)
+    units = work.FrameUnits(plan)
+    st, dk = units.lookup(1), units.decision_key(1)
     p = plan.cache.decisions / f"{dk}.json"
     body = {k: v for k, v in json.loads(p.read_text()).items() if k not in ("key", "check")}
     p.write_text(json.dumps(seal(dk, dict(body, warning=HOSTILE))))

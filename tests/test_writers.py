@@ -9,7 +9,6 @@ answers every write with "no space left".
 """
 
 import io
-import json
 import os
 import resource
 import shutil

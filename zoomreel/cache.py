@@ -38,7 +38,7 @@ import numpy as np
 
 from . import atomic
 from .color import Q
-from .precisions import ARITHMETICS
+from .precision_names import ARITHMETICS
 from .errors import UserError
 from .model import ARITHMETIC_VERSIONS, ENGINE_VERSION, Model
 

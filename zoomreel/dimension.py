@@ -1,14 +1,15 @@
 """Dimension: the box-counting dimension of the trainability boundary.
 
-The maths is pure NumPy and knows nothing of files:
+The maths is pure NumPy:
 
 - :func:`boundary` marks the cells of a frame whose 2x2 neighbourhood of
   pixels holds both signs (converged and diverged);
 - :func:`box_counts` counts the boxes of each size that hold part of a mask;
 - :func:`fit` fits log N(s) against log s; the dimension is minus the slope.
 
-:func:`measure_render` walks a render's frames (from the cache, training only
-the missing ones) and fits each; :func:`plot` draws the figures.
+:func:`measure_render` walks a render's frames through the work layer
+(:mod:`zoomreel.work`: from the cache, training only the missing ones) and
+fits each; :func:`plot` draws the figures into a PNG.
 """
 
 from __future__ import annotations
@@ -289,8 +290,9 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None, exec
     log-spaced sizes: the summary's dimension is the median of all slopes of
     all frames, as the paper took it over a zoom sequence).
     """
-    from . import path, render
+    from . import path
     from .errors import UserError
+    from .work import Reporter
 
     W, H = plan.size
     if estimator == "paper":
@@ -304,19 +306,11 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None, exec
             str(plan.scene.path.name),
             "drop --draft or raise [video] size",
         )
-    rep = rep or render.Reporter()
+    rep = rep or Reporter()
     first = plan.scene.keyframes[0].span
     res = RenderDimension(str(plan.scene.path), plan.draft, plan.size, plan.scene.model.steps, estimator)
-    if plan.video_mode == "pyramid":  # each level once: its block under the first frame that reads it
-        from .pyramid import spacing
-
-        images = [(k, raw, spacing(level) * raw.shape[1]) for k, level, raw in render.level_images(plan, indices, force, rep, executor)]
-    else:
-        cache = plan.cache
-        cache.prepare()
-        rep.start(len(indices), 0)
-        frames = render.train_frames(plan, cache, indices, force, rep, executor)
-        images = [(k, frames[k][0], plan.view(k).span) for k in indices]
+    images = (level_images(plan, indices, force, rep, executor) if plan.mode == "pyramid"
+              else frame_images(plan, indices, force, rep, executor))
     for k, raw, span in images:
         edge = boundary(raw)
         fd = FrameDimension(
@@ -349,17 +343,46 @@ def measure_render(plan, indices: list[int], force: bool = False, rep=None, exec
     return res
 
 
+def frame_images(plan, indices: list[int], force: bool, rep, executor):
+    """Frames mode: (frame, raw, span) of each chosen frame, one at a time
+    (trained where the cache lacks them)."""
+    from .work import FrameUnits, train_missing
+
+    units = FrameUnits(plan)
+    units.cache.prepare()
+    keys = train_missing(units, indices, force, rep, executor).keys
+    for k in indices:
+        yield k, units.fetch(k, keys[k], executor).raw, plan.view(k).span
+
+
+def level_images(plan, ks: list[int], force: bool, rep, executor):
+    """Pyramid mode: each level that frames ``ks`` read as their fine level,
+    once: (frame, raw block, span) of its lattice block under the first such
+    frame, in frame order; missing tiles are trained."""
+    from . import compose
+    from .pyramid import spacing
+    from .work import TileReader, train_tiles
+
+    first: dict[int, int] = {}
+    for k in ks:
+        first.setdefault(plan.frame_plan(k).fine.level, k)
+    chosen = sorted(first.values())
+    reader = TileReader(train_tiles(plan, chosen, force, rep, executor).units, executor)
+    for k in chosen:
+        fp = plan.frame_plan(k).fine
+        reader.keep({fp.level})
+        raw = compose.mosaic(fp, reader)
+        yield k, raw, spacing(fp.level) * raw.shape[1]
+
+
 def levels_plan(plan):
     """The render's plan turned into the paper's kind of sequence: one frame per
     2x level, all centred on the last keyframe's view, from a span of at least 6
     down to that view (:func:`zoomreel.path.levels`)."""
-    import dataclasses
-
     from . import path
 
     last = plan.scene.keyframes[-1]
-    views = path.levels(last.center, last.span, plan.size)
-    return dataclasses.replace(plan, n_frames=len(views), _views=dict(enumerate(views)), _frame_plans={})
+    return plan.with_views(path.levels(last.center, last.span, plan.size))
 
 
 def _frames(n: int) -> str:

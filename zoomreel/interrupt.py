@@ -10,13 +10,14 @@ So :func:`install` (the first thing the command line does) replaces the
 handler with one that always records the interrupt, and raises it only while
 it is safe to (:func:`arm`); while :func:`deferred` start-up runs, the
 interrupt waits and is raised as soon as the start-up is over. An interrupt
-that a finaliser swallowed anyway is still recorded, and :func:`check` (called
+that a finaliser swallowed anyway is still recorded, and :func:`raise_pending` (called
 at every progress step) raises it then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -39,7 +40,7 @@ def _unraisable(hook):
     def quiet(unraisable) -> None:
         global _pending
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            _pending = True  # swallowed where it was raised; check() raises it again
+            _pending = True  # swallowed where it was raised; raise_pending() raises it again
             return
         hook(unraisable)
 
@@ -68,7 +69,7 @@ def clear() -> None:
     _pending = False
 
 
-def check() -> None:
+def raise_pending() -> None:
     """Raise the interrupt now if one came and was not raised yet (on the
     main thread only: a progress hook another thread calls leaves it to the
     main thread's next check)."""
@@ -81,7 +82,7 @@ def arm() -> None:
     global _armed
     if _installed:
         _armed = True
-        check()
+        raise_pending()
 
 
 def disarm() -> None:
@@ -100,4 +101,34 @@ def deferred():
         yield
     finally:
         _armed = was
-    check()
+    raise_pending()
+
+
+SIGNAL_AT_ENV = "ZOOMREEL_SIGNAL_AT"
+SIGNAL_ARMED_ENV = "ZOOMREEL_SIGNAL_ARMED"
+
+
+def signal_point(point: str) -> None:
+    """A deterministic place for the suite's kill and Ctrl-C tests to strike.
+
+    With ``ZOOMREEL_SIGNAL_AT="<SIGNAL> <point>"`` (e.g. ``"INT startup"``,
+    ``"KILL unit 2"``) this process sends itself that signal when it reaches
+    ``point``: ``startup`` (before JAX starts), ``devices`` (JAX started),
+    ``unit N`` (the N-th unit of work written to the cache), ``encoded N``
+    (the N-th frame encoded), ``task`` (a Ray worker starting a job). With
+    ``ZOOMREEL_SIGNAL_ARMED=<file>`` as well, only the one process that
+    claims that file (renaming it) does. Unset, nothing happens.
+    """
+    want = os.environ.get(SIGNAL_AT_ENV)
+    if not want:
+        return
+    name, _, at = want.partition(" ")
+    if at != point:
+        return
+    armed = os.environ.get(SIGNAL_ARMED_ENV)
+    if armed:
+        try:
+            os.rename(armed, armed + ".fired")
+        except OSError:
+            return
+    os.kill(os.getpid(), getattr(signal, "SIG" + name))

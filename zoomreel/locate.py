@@ -21,20 +21,27 @@ from decimal import Decimal, localcontext
 
 import numpy as np
 
-from . import path, precision
+from . import path
+from .cancel import Cancel
 from .dimension import boundary
 from .model import Model
+from .view import View
 
 
-@dataclass
+@dataclass(frozen=True)
 class Level:
-    view: path.View
+    view: View
     converged: float  # fraction of the grid that converged
     dtype: str
     resolved: float  # the precision decision's resolved share (docs/precision.md)
 
 
 RULES = ("balanced", "busiest")
+
+
+def places(view: View) -> int:
+    """Decimals enough to place a centre within a ten-thousandth of the view's span."""
+    return max(6, -int(view.span.adjusted()) + 4)
 
 
 def _window_mean(a: np.ndarray, window: int) -> np.ndarray:
@@ -67,26 +74,25 @@ def pick(raw: np.ndarray, window: int = 5, rule: str = "balanced") -> tuple[int,
 def check_depth(model: Model, center: tuple[Decimal, Decimal], depth_span: Decimal, size: int) -> None:
     """Refuse, before any training, a depth the deepest arithmetic cannot
     train about ``center`` (the check render makes of every keyframe)."""
-    from . import engine
+    from . import preflight
 
-    view = path.View(center, depth_span, (size, size))
-    top = engine.LADDER[-1]
-    hx, hy = path.hyper_axes(model, view, top)
-    precision.check_representable(model, view, hx, hy, "--depth", top)
+    preflight.check_view(model, View(center, depth_span, (size, size)), "--depth")
 
 
-def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10, size: int = 48,
-           on_level=None, rule: str = "balanced", mode: str = "auto") -> list[Level]:
+def locate(model: Model, start: View, depth_span: Decimal, factor: int = 10, size: int = 48,
+           on_level=None, rule: str = "balanced", precision: str = "auto", *, where: str = "view",
+           cache=None, executor=None, cancel: Cancel = None) -> list[Level]:
     """Zoom by ``factor`` into the pixel ``rule`` picks until the span is at
-    most ``depth_span``; each level trained in the precision ``mode``
-    decides (auto, or an arithmetic's name)."""
-    from .render import train_view
+    most ``depth_span``; each level is one view through the work layer
+    (:func:`zoomreel.work.train_view`: in the ``precision`` setting, read from
+    and written to ``cache`` if given, trained by ``executor``, stopped by ``cancel``)."""
+    from .work import train_view
 
     levels = []
-    view = path.View(start.center, start.span, (size, size))
+    view = View(start.center, start.span, (size, size))
     while True:
-        d, probe = precision.decide_and_probe(model, view, mode)
-        raw = train_view(model, view, d.dtype, known=probe)
+        got = train_view(model, view, precision, where, cache=cache, executor=executor, cancel=cancel)
+        raw, d = got.raw, got.decision
         levels.append(Level(view, float(np.mean(raw < 0)), d.dtype, d.resolved))
         if on_level:
             on_level(levels[-1])
@@ -101,4 +107,4 @@ def locate(model: Model, start: path.View, depth_span: Decimal, factor: int = 10
             # centre of the 2x2 cell at (i, j): between pixel centres
             half = view.spacing / 2
             center = (xs[j] + half, ys[i] + half)
-            view = path.View(center, max(view.span / factor, depth_span), view.size)
+            view = View(center, max(view.span / factor, depth_span), view.size)

@@ -3,44 +3,24 @@
 Between two keyframes log(span) is linear in time, and the centre moves so
 that the motion on screen is a pure zoom about the point both views share:
 c* = (c2 - r c1) / (1 - r), r = span2 / span1, c(t) = c* + (c1 - c*) span(t) / span1.
-When r = 1 the centre moves linearly.
+When r = 1 the centre moves linearly. Views are :class:`zoomreel.view.View`.
+
+The path reads a :class:`zoomreel.scene.Scene` (its keyframes, duration and
+video) without importing the scene stage, which sits above it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
 import numpy as np
 
 from .errors import UserError
 from .model import Model
-from .scene import Scene
-
-PREC = 60  # significant digits for every path computation
-KEY_DIGITS = 40  # digits that identify a view (cache keys)
+from .view import PREC, View
 
 
-@dataclass(frozen=True)
-class View:
-    center: tuple[Decimal, Decimal]
-    span: Decimal  # width along x, in plane units
-    size: tuple[int, int]  # (W, H)
-
-    @property
-    def spacing(self) -> Decimal:
-        with localcontext(prec=PREC):
-            return self.span / self.size[0]
-
-    def key_fields(self) -> dict:
-        f = lambda d: f"{d:.{KEY_DIGITS}e}"  # noqa: E731
-        return {"center": [f(self.center[0]), f(self.center[1])], "span": f(self.span), "size": list(self.size)}
-
-    def describe(self) -> str:
-        return f"centre ({self.center[0]:.15g}, {self.center[1]:.15g}) span {float(self.span):.4g}"
-
-
-def frame_count(scene: Scene, fps: int | None = None) -> int:
+def frame_count(scene, fps: int | None = None) -> int:
     """How many frames the video has: frame k shows time k / fps
     (:func:`frame_time`), and every frame lies on the path, so the count is
     floor(T * fps) + 1 for a last keyframe at time T. When T is not a whole
@@ -59,7 +39,7 @@ def frame_time(k: int, fps: int) -> Decimal:
         return Decimal(k) / Decimal(fps)
 
 
-def view_at(scene: Scene, t: Decimal, size: tuple[int, int] | None = None) -> View:
+def view_at(scene, t: Decimal, size: tuple[int, int] | None = None) -> View:
     size = tuple(size or scene.video.size)
     kfs = scene.keyframes
     if t < 0 or t > kfs[-1].time:

@@ -29,15 +29,17 @@ The thresholds are calibrated in docs/precision.md.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
-from . import engine
+from . import engine, preflight
+from .cancel import Cancel, stop_if
 from .errors import UserError
 from .model import Model
-from .path import View, hyper_axes
+from .path import hyper_axes
+from .view import View
 
 MIN_AGREEMENT = 0.99  # a cheaper arithmetic must agree with the next one this well
 F64_WARN = 0.90
@@ -55,23 +57,35 @@ PROBE_MIN, PROBE_MAX, PROBE_FRACTION = 256, 1024, 1 / 64
 PROBE_SEED = 20240209
 
 
+# How a cached decision record names each arithmetic's agreement (the cache's
+# format, zoomreel.cache.DECISION_FIELDS): records written by every version
+# read back the same.
+STORED_AGREEMENTS = {"float32": "f32_agreement", "float64": "f64_agreement", "dd": "dd_agreement"}
+
+
 @dataclass(frozen=True)
 class Decision:
     dtype: str  # the arithmetic's name: "float32" | "float64" | "dd"
     resolved: float  # measured class agreement of the chosen dtype, 0..1
     reason: str
-    f32_agreement: float | None = None
-    f64_agreement: float | None = None
+    # per arithmetic probed: float32 its agreement with float64, the others
+    # their own agreement under a nudge (module doc)
+    agreements: Mapping[str, float] = field(default_factory=dict, hash=False)
     probe_pixels: int = 0
     warning: str | None = None
-    dd_agreement: float | None = None  # dd's own nudge agreement, where dd was probed
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The record the cache stores (the fields of STORED_AGREEMENTS, None where not probed)."""
+        return {
+            "dtype": self.dtype, "resolved": self.resolved, "reason": self.reason,
+            **{stored: self.agreements.get(name) for name, stored in STORED_AGREEMENTS.items()},
+            "probe_pixels": self.probe_pixels, "warning": self.warning,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> "Decision":
-        return cls(**d)
+        agreements = {name: d[stored] for name, stored in STORED_AGREEMENTS.items() if d.get(stored) is not None}
+        return cls(d["dtype"], d["resolved"], d["reason"], agreements, d.get("probe_pixels", 0), d.get("warning"))
 
 
 @dataclass(frozen=True)
@@ -96,31 +110,6 @@ def probe_indices(size: tuple[int, int]) -> np.ndarray:
     return np.sort(rng.choice(npix, size=k, replace=False))
 
 
-def deepest_span(model: Model, view: View, A=None) -> float:
-    """Smallest span at this size whose neighbouring pixels stay distinct in
-    ``A`` (default: the deepest arithmetic of the ladder)."""
-    A = A or engine.LADDER[-1]
-    return A.deepest_span(view.center, view.size[0], model.log_axes)
-
-
-def check_representable(model: Model, view: View, hx: np.ndarray, hy: np.ndarray, where: str, A=None) -> None:
-    """Refuse a view that ``A`` (default: the deepest arithmetic) cannot train."""
-    A = A or engine.LADDER[-1]
-    if not (A.finite(hx) and A.finite(hy) and (np.all(A.host_values(hx) > 0) if model.log_axes else True)):
-        raise UserError(
-            f"the view {view.describe()} reaches hyperparameters that {A.name} cannot hold",
-            where,
-            "keep log10 coordinates between about -300 and 300",
-        )
-    if not (A.distinct(hx) and A.distinct(hy)):
-        deep = deepest_span(model, view, A)
-        raise UserError(
-            f"span {view.span:.3g} is too deep: neighbouring pixels are equal in {A.name}",
-            where,
-            f"the deepest span this size supports here is about {deep:.2g}; stop the zoom there or use fewer pixels",
-        )
-
-
 def _classes(v: np.ndarray) -> np.ndarray:
     return v < 0
 
@@ -130,17 +119,18 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(_classes(a) == _classes(b)))
 
 
-def decide(model: Model, view: View, mode: str = "auto", where: str = "view") -> Decision:
+def decide(model: Model, view: View, precision: str = "auto", where: str = "view", cancel: Cancel = None) -> Decision:
     """Pick the arithmetic for one frame (see module doc). Trains only a small probe."""
-    return decide_and_probe(model, view, mode, where)[0]
+    return decide_and_probe(model, view, precision, where, cancel)[0]
 
 
 class _ProbeRuns:
     """The probe's pixels trained in each arithmetic, each at most once."""
 
-    def __init__(self, model: Model, view: View, idx: np.ndarray, check=None):
+    def __init__(self, model: Model, view: View, idx: np.ndarray, cancel: Cancel = None):
         self.model, self.view, self.idx = model, view, idx
-        self.on_progress = (lambda n: check()) if check is not None else None
+        self.cancel = cancel
+        self.on_progress = (lambda n: stop_if(cancel)) if cancel is not None else None
         self.values: dict[str, np.ndarray] = {}
         self.axes: dict[str, tuple] = {}
 
@@ -153,34 +143,37 @@ class _ProbeRuns:
 
     def run(self, A) -> np.ndarray:
         if A.name not in self.values:
+            stop_if(self.cancel)
             px, py = self.hypers(A)[2:]
             self.values[A.name] = engine.train(self.model, px, py, A, on_progress=self.on_progress).values
         return self.values[A.name]
 
     def nudged(self, A) -> float:
+        stop_if(self.cancel)
         px, py = self.hypers(A)[2:]
         vn = engine.train(self.model, A.nudge(px, NUDGE_ULP), A.nudge(py, NUDGE_ULP), A, on_progress=self.on_progress).values
         return agreement(vn, self.run(A))
 
 
-def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = "view",
-                     check: Callable[[], None] | None = None) -> tuple[Decision, Probe]:
+def decide_and_probe(model: Model, view: View, precision: str = "auto", where: str = "view",
+                     cancel: Cancel = None) -> tuple[Decision, Probe]:
     """:func:`decide`, and the probe pixels' values in the chosen arithmetic.
 
-    ``check()`` is called as the probe trains (after every segment of steps);
-    an exception it raises abandons the decision (a superseded view)."""
+    ``cancel()`` is asked before each of the probe's runs and after every
+    segment of steps they train; once it says True the decision is abandoned
+    with :class:`zoomreel.cancel.Cancelled` (a superseded view)."""
     ladder = list(engine.LADDER)
     top = ladder[-1]
+    stop_if(cancel)
+    preflight.check_view(model, view, where, top)
     idx = probe_indices(view.size)
-    runs = _ProbeRuns(model, view, idx, check)
-    hx, hy = runs.hypers(top)[:2]
-    check_representable(model, view, hx, hy, where, top)
+    runs = _ProbeRuns(model, view, idx, cancel)
     usable, even = {}, {}
     for A in ladder[:-1]:
         ax, ay = runs.hypers(A)[:2]
         usable[A.name] = A.distinct(ax) and A.distinct(ay)
         even[A.name] = usable[A.name] and A.spaced(ax, MIN_ULPS) and A.spaced(ay, MIN_ULPS)
-    forced = None if mode == "auto" else engine.arithmetic(mode)
+    forced = None if precision == "auto" else engine.arithmetic(precision)
     if forced is not None and forced is not top and not usable[forced.name]:
         # before any training: the user waits for nothing
         raise UserError(
@@ -217,10 +210,7 @@ def decide_and_probe(model: Model, view: View, mode: str = "auto", where: str = 
 
 
 def _decision(A, resolved: float, reason: str, agree: dict, runs: _ProbeRuns) -> tuple[Decision, Probe]:
-    d = Decision(
-        A.name, resolved, reason, agree.get("float32"), agree.get("float64"),
-        int(runs.idx.size), _warn(A.name, resolved), agree.get("dd"),
-    )
+    d = Decision(A.name, resolved, reason, dict(agree), int(runs.idx.size), _warn(A.name, resolved))
     return d, Probe(A.name, runs.idx, runs.run(A))
 
 

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, localcontext
 
-from .path import View
+from .view import View
 
 ORIGIN = (Decimal(0), Decimal(0))
 SIZE0 = Decimal(16)  # side of a level-0 tile, plane units

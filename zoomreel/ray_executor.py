@@ -3,7 +3,7 @@
 :class:`RayExecutor` implements :meth:`zoomreel.executor.Executor.run` over
 Ray (an optional extra, ``pip install 'zoomreel[ray]'``). Each job (a frame,
 a tile: ``job.id`` is the caller's and opaque here) becomes one Ray task that
-runs :func:`zoomreel.executor.run_job` on a worker, precision decision
+runs :func:`zoomreel.training.train_job` on a worker, precision decision
 included, and returns the raw measure through Ray's object store. This
 process, the driver, stays the only writer of the cache and of the video.
 
@@ -58,7 +58,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import UserError
-from .executor import Executor, Job, JobResult, run_job
+from .cancel import Cancel, stop_if
+from .executor import Executor
+from .training import Job, Trained, train_job
 
 INSTALL_FIX = "install it with pip install 'zoomreel[ray]' (in a clone: pip install -e '.[ray]')"
 NODE_FIX = "install the same zoomreel, with its dependencies, on every node of the cluster (see README, On a cluster)"
@@ -140,9 +142,12 @@ def work(job: Job, cpus: int) -> dict:
     from .model import ENGINE_VERSION
 
     _configure_worker(cpus)
+    from . import interrupt
+
+    interrupt.signal_point("task")
     versions = {"zoomreel": __version__, "engine": ENGINE_VERSION}
     try:
-        res = run_job(job)
+        res = train_job(job)
     except UserError as e:
         return {"error": (e.what, e.where, e.fix), "versions": versions}
     return {
@@ -304,8 +309,9 @@ class RayExecutor(Executor):
         self.head = None
 
     def run(self, jobs: Iterable[Job], on_progress: Callable[[int], None] | None = None,
-            check: Callable[[], None] | None = None) -> Iterator[JobResult]:
-        ray = self.ray  # ``check`` is for jobs trained here: progress reports cancel a render instead
+            cancel: Cancel = None) -> Iterator[Trained]:
+        """``cancel`` is asked as each result comes back; the tasks still out are then cancelled."""
+        ray = self.ray
         pending: dict = {}
         todo = iter(jobs)
 
@@ -321,6 +327,7 @@ class RayExecutor(Executor):
             fill()
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
+                stop_if(cancel)
                 for ref in done:
                     job = pending.pop(ref)
                     result = self._result(ref, job)
@@ -332,7 +339,7 @@ class RayExecutor(Executor):
             for ref in pending:
                 ray.cancel(ref, force=True)
 
-    def _result(self, ref, job: Job) -> JobResult:
+    def _result(self, ref, job: Job) -> Trained:
         reply = self._get(ref, job)
         from . import __version__
         from .model import ENGINE_VERSION
@@ -352,7 +359,7 @@ class RayExecutor(Executor):
         st.seconds += reply["seconds"]
         st.task_seconds += reply["task_seconds"]
         self.tasks += 1
-        return JobResult(job, raw, reply["decision"], reply["seconds"], reply["decided"])
+        return Trained(job, raw, reply["decision"], reply["seconds"], reply["decided"])
 
     def _get(self, ref, job: Job) -> dict:
         ray = self.ray
@@ -363,16 +370,16 @@ class RayExecutor(Executor):
             cause = getattr(e, "cause", None)
             # the task's function lives in zoomreel: a worker that cannot import it fails to load it
             if isinstance(cause, ImportError) or re.search(r"\b(ModuleNotFoundError|ImportError)\b", str(e)):
-                raise UserError(f"Ray workers cannot import zoomreel: {_first_line(cause or e)}", self.where, NODE_FIX) from None
-            raise UserError(f"a Ray task failed on {job.where}, job {job.id}: {_first_line(cause or e)}", self.where,
+                raise UserError(f"Ray workers cannot import zoomreel: {_last_line(cause or e)}", self.where, NODE_FIX) from None
+            raise UserError(f"a Ray task failed on {job.where}, job {job.id}: {_last_line(cause or e)}", self.where,
                             "run the same command without --ray to see the error here") from None
         except (exc.WorkerCrashedError, exc.NodeDiedError, exc.ObjectLostError, exc.OutOfMemoryError) as e:
             raise UserError(f"Ray workers kept dying on job {job.id}: {type(e).__name__}", self.where,
                             "check the nodes' memory and logs (ray logs), then run the same command again to resume") from None
         except exc.RaySystemError as e:
-            raise UserError(f"Ray workers cannot run zoomreel: {_first_line(e)}", self.where, NODE_FIX) from None
+            raise UserError(f"Ray workers cannot run zoomreel: {_last_line(e)}", self.where, NODE_FIX) from None
         except exc.RayError as e:
-            raise UserError(f"Ray failed on job {job.id}: {type(e).__name__}: {_first_line(e)}", self.where,
+            raise UserError(f"Ray failed on job {job.id}: {type(e).__name__}: {_last_line(e)}", self.where,
                             "check the cluster (ray status), then run the same command again to resume") from None
 
     def summary(self) -> list[str]:
@@ -408,7 +415,8 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _first_line(e) -> str:
+def _last_line(e) -> str:
+    """The last non-empty line of an error's text (a traceback ends with the error itself)."""
     text = str(e).strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else type(e).__name__

@@ -7,19 +7,20 @@ key and the fix. Plane coordinates are read as exact decimals.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import sys
 import tomllib
 import unicodedata
 from dataclasses import dataclass, replace
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from pathlib import Path
 
 from .color import DEFAULT_PALETTE, PALETTE_NAMES as PALETTES
+from . import preflight
 from .errors import UserError, shown
 from .model import KINDS, NONLINEARITIES, PLANES, Model
-from .precisions import AUTO, PRECISIONS
+from .path import frame_count
+from .precision_names import AUTO, PRECISIONS
 
 MODES = ("frames", "pyramid")  # frames: each trained at its own pixels; pyramid: composed from shared tiles
 
@@ -100,7 +101,7 @@ class Scene:
 
     def with_video(self, **changes) -> "Scene":
         scene = replace(self, video=replace(self.video, **changes))
-        check_plane(scene)
+        preflight.check_keyframes(scene.model, scene.keyframes, scene.video.size, scene.path.name)
         return scene
 
 
@@ -114,47 +115,6 @@ def safe_stem(stem: str) -> str:
     return name or "scene"
 
 
-def _float64_holds(x: Decimal, log_axes: bool) -> bool:
-    """Whether a plane coordinate becomes a usable float64 hyperparameter."""
-    if x.copy_abs() > (1000 if log_axes else _COARSE):
-        return False
-    if not log_axes:
-        return math.isfinite(float(x))
-    with localcontext(prec=60):
-        h = float(Decimal(10) ** x)
-    return math.isfinite(h) and h > 0
-
-
-def check_plane(scene: "Scene") -> None:
-    """Refuse keyframes whose view (at the scene's size) leaves the plane
-    float64 can hold, before any work (the views between two keyframes lie
-    within the two keyframes' hull, so the keyframes are enough)."""
-    W, H = scene.video.size
-    log_axes = scene.model.log_axes
-    for i, k in enumerate(scene.keyframes):
-        where = f"{scene.path.name}:keyframe[{i}]"
-        if k.span < SPAN_MIN:
-            raise UserError(
-                f"span {k.span} is too deep: neighbouring pixels are equal in float64",
-                where + ".span",
-                f"stop the zoom at a larger span (float64 tells no pixels apart below {SPAN_MIN})",
-            )
-        ok = all(c.copy_abs() <= _COARSE for c in k.center) and k.span <= _COARSE
-        if ok:
-            with localcontext(prec=60):
-                half = (k.span / W * (W - 1) / 2, k.span / W * (H - 1) / 2)
-                ends = [c + sign * h for c, h in zip(k.center, half) for sign in (-1, 1)]
-            ok = all(_float64_holds(x, log_axes) for x in ends)
-        if not ok:
-            view = f"centre ({k.center[0]:.15g}, {k.center[1]:.15g}) span {float(k.span):.4g}"
-            raise UserError(
-                f"the view {view} reaches hyperparameters that float64 cannot hold",
-                where + ".center",
-                "keep log10 coordinates between about -300 and 300" if log_axes
-                else "keep coordinates between about -1e308 and 1e308",
-            )
-
-
 _TOP = {"title", "model", "video", "keyframe"}
 _MODEL = {"kind", "nonlinearity", "width", "dataset", "batch", "plane", "steps", "seed"}
 _VIDEO = {"size", "fps", "precision", "palette", "overlay", "quality", "mode"}
@@ -162,12 +122,15 @@ _KEYFRAME = {"time", "center", "span"}
 
 
 class _Reader:
-    def __init__(self, path: Path):
+    """Reads values of a keyframe file (``path``) or, with ``path`` None, of
+    the command line's overrides; every message names where the value was."""
+
+    def __init__(self, path: Path | None):
         self.path = path
-        self.name = path.name
+        self.name = path.name if path is not None else ""
 
     def fail(self, where: str, what: str, fix: str):
-        raise UserError(what, f"{self.name}:{where}", fix)
+        raise UserError(what, f"{self.name}:{where}" if self.name else where, fix)
 
     def keys(self, table: dict, allowed: set, where: str):
         for k in table:
@@ -228,16 +191,28 @@ def _range(key: str) -> dict:
     return {"lo": lo, "hi": hi}
 
 
-def parse_size(text: str, where: str) -> tuple[int, int]:
-    """Parse a WxH size from the command line."""
-    try:
-        w, h = (int(p) for p in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"bad size {text!r}", where, "write it as WIDTHxHEIGHT, e.g. 256x256") from None
-    for v in (w, h):
-        if not SIZE_MIN <= v <= SIZE_MAX:
-            raise UserError(f"size {text} out of range", where, f"each side must be {SIZE_MIN} to {SIZE_MAX}")
-    return w, h
+def _size(r: _Reader, size, where: str) -> tuple[int, int]:
+    if not isinstance(size, list) or len(size) != 2:
+        r.fail(where, f"expected [width, height], got {shown(size)}", "write size = [1280, 720]")
+    return tuple(r.number(s, where, integer=True, **_range("video.size")) for s in size)
+
+
+def with_overrides(scene: Scene, size: str | None = None, precision: str | None = None, mode: str | None = None) -> Scene:
+    """The scene with the command line's ``--size WxH``, ``--precision`` and
+    ``--mode``, each checked by the code that checks the file's ``[video]``
+    value, with the same messages (naming the option)."""
+    r = _Reader(None)
+    changes = {}
+    if size is not None:
+        parts = size.lower().split("x")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            r.fail("--size", f"bad size {size!r}", "write it as WIDTHxHEIGHT, e.g. 256x256")
+        changes["size"] = _size(r, [int(p) for p in parts], "--size")
+    if precision is not None:
+        changes["precision"] = r.choice(precision, "--precision", PRECISIONS)
+    if mode is not None:
+        changes["mode"] = r.choice(mode, "--mode", MODES)
+    return scene.with_video(**changes) if changes else scene
 
 
 def load(path: str | Path) -> Scene:
@@ -335,10 +310,7 @@ def _validate(r: _Reader, doc: dict) -> Scene:
 
     v = r.table(doc, "video")
     r.keys(v, _VIDEO, "video.")
-    size = v.get("size", [1280, 720])
-    if not isinstance(size, list) or len(size) != 2:
-        r.fail("video.size", f"expected [width, height], got {shown(size)}", "write size = [1280, 720]")
-    size = tuple(r.number(s, "video.size", integer=True, **_range("video.size")) for s in size)
+    size = _size(r, v.get("size", [1280, 720]), "video.size")
     fps = r.number(v.get("fps", 30), "video.fps", integer=True, **_range("video.fps"))
     precision = r.choice(v.get("precision", AUTO), "video.precision", PRECISIONS)
     palette = r.choice(v.get("palette", DEFAULT_PALETTE), "video.palette", PALETTES)
@@ -375,8 +347,6 @@ def _validate(r: _Reader, doc: dict) -> Scene:
             r.fail(w + "time", f"time {t} is not after the previous keyframe's {out[-1].time}", "make times strictly increasing")
         out.append(Keyframe(time=Decimal(t), center=c, span=span))
     scene = Scene(path=r.path, title=title, model=model, video=video, keyframes=tuple(out))
-    from .path import frame_count  # (path builds on Scene)
-
     n = frame_count(scene)
     if n > FRAMES_MAX:
         r.fail(
@@ -384,5 +354,5 @@ def _validate(r: _Reader, doc: dict) -> Scene:
             f"the video would have {n} frames ({out[-1].time} s at {fps} fps), more than {FRAMES_MAX}",
             f"end the path by {Decimal(FRAMES_MAX - 1) / fps:.6g} s or lower [video] fps",
         )
-    check_plane(scene)
+    preflight.check_keyframes(scene.model, scene.keyframes, scene.video.size, scene.path.name)
     return scene

@@ -29,8 +29,10 @@ from decimal import Decimal
 
 import numpy as np
 
-from . import dimension, locate, path, render
+from . import dimension, locate
+from .plan import make_plan
 from .scene import Keyframe, Scene
+from .view import View
 
 # The smallest image both estimators can read: fit's 4 box sizes up to 1/8 of the side
 SIZE_MIN = dimension.LARGEST_FRACTION * 2 ** (dimension.MIN_SIZES - 1) + 1
@@ -140,11 +142,17 @@ def seed_scene(scene: Scene, seed: int, steps: int, size: int, center=None, span
     return s.with_video(size=(size, size), precision=precision or scene.video.precision, mode="frames")
 
 
-def target(scene: Scene, final: Decimal, rule: str = "busiest", locate_size: int = 64, factor: int = 10):
-    """The centre ``locate`` reaches from the scene's first keyframe down to ``final``."""
+def target(scene: Scene, final: Decimal, rule: str = "busiest", locate_size: int = 64, factor: int = 10,
+           out=None, executor=None):
+    """The centre ``locate`` reaches from the scene's first keyframe down to
+    ``final`` (its levels cached under ``out``, trained by ``executor``)."""
+    from .work import scene_cache
+
     first = scene.keyframes[0]
-    start = path.View(first.center, first.span, (locate_size, locate_size))
-    levels = locate.locate(scene.model, start, final, factor, locate_size, rule=rule, mode=scene.video.precision)
+    start = View(first.center, first.span, (locate_size, locate_size))
+    cache = scene_cache(out, scene.stem)
+    levels = locate.locate(scene.model, start, final, factor, locate_size, rule=rule, precision=scene.video.precision,
+                           where=scene.keyframes_where, cache=cache, executor=executor)
     return levels[-1].view.center
 
 
@@ -153,9 +161,10 @@ def measure_seed(scene: Scene, seed: int, steps: int, size: int, final: Decimal,
     """One seed's target, sequence and both estimators (module doc), every
     image (locate's too) in the precision mode ``precision`` (default: the file's)."""
     t0 = time.perf_counter()
-    center = target(seed_scene(scene, seed, steps, size, precision=precision), final, rule, locate_size)
+    center = target(seed_scene(scene, seed, steps, size, precision=precision), final, rule, locate_size,
+                    out=out, executor=executor)
     t1 = time.perf_counter()
-    plan = dimension.levels_plan(render.make_plan(seed_scene(scene, seed, steps, size, center, final, precision), False, out))
+    plan = dimension.levels_plan(make_plan(seed_scene(scene, seed, steps, size, center, final, precision), False, out))
     idx = list(range(plan.n_frames))
     pap = dimension.measure_render(plan, idx, rep=rep, executor=executor, estimator="paper")
     fit = dimension.measure_render(plan, idx, rep=rep, executor=executor, estimator="fit")  # the same images, cached

@@ -23,7 +23,6 @@ import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
-from .. import precisions
 
 PREC = 60  # significant digits of the decimal work
 
@@ -107,7 +106,7 @@ class FloatArithmetic:
     def __init__(self, name: str, dtype, rank: int):
         self.name = name
         self.dtype = np.dtype(dtype)
-        self.rank = rank  # position in LADDER
+        self.rank = rank  # position in LADDER (0: cheapest)
 
     def __repr__(self) -> str:
         return f"<arithmetic {self.name}>"
@@ -230,13 +229,29 @@ class FloatArithmetic:
         return a
 
 
-FLOAT32 = FloatArithmetic(precisions.FLOAT32, np.float32, 0)
-FLOAT64 = FloatArithmetic(precisions.FLOAT64, np.float64, 1)
+# The order ``precision = "auto"`` walks, by rank: the first arithmetic that
+# resolves a view is used (see zoomreel.precision). Each arithmetic registers
+# itself with its rank (:func:`register`); double-double (:mod:`.dd`, rank 2)
+# does so when the engine package is imported.
+LADDER: list = []
 
-# The order ``precision = "auto"`` walks: the first arithmetic that resolves a
-# view is used (see zoomreel.precision). A deeper arithmetic appends itself
-# (double-double, :mod:`.dd`, when the engine package is imported).
-LADDER: list = [FLOAT32, FLOAT64]
+
+def register(A):
+    """Put arithmetic ``A`` on the ladder at its rank (``A.rank``: 0 cheapest).
+
+    The ranks are explicit, not the order of imports: a rank taken twice, or
+    a ladder with a gap, is a programming error."""
+    if any(B.rank == A.rank or B.name == A.name for B in LADDER):
+        raise ValueError(f"arithmetic {A.name!r} (rank {A.rank}) is registered already or its rank is taken")
+    LADDER.append(A)
+    LADDER.sort(key=lambda B: B.rank)
+    if [B.rank for B in LADDER] != list(range(len(LADDER))):
+        raise ValueError(f"the arithmetics' ranks {[B.rank for B in LADDER]} leave a gap")
+    return A
+
+
+FLOAT32 = register(FloatArithmetic("float32", np.float32, rank=0))
+FLOAT64 = register(FloatArithmetic("float64", np.float64, rank=1))
 
 
 def arithmetic(name) -> "FloatArithmetic":

@@ -619,5 +619,4 @@ class DDArithmetic:
         return jnp.stack([a.hi, a.lo], axis=-1)
 
 
-DD_ARITH = DDArithmetic(len(arith.LADDER))
-arith.LADDER.append(DD_ARITH)
+DD_ARITH = arith.register(DDArithmetic(rank=2))  # after float32 and float64

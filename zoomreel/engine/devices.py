@@ -5,8 +5,8 @@ the scheduler reads plain numbers.
 
 - chunk: pixels per jitted call. A network pixel works on (n x points)
   matrices, so 128 float32 pixels (64 in float64) keep a chunk's activations
-  in a CPU core's cache (docs/benchmarks.md), and 8 dd pixels, whose
-  products XLA materialises; a Mandelbrot pixel is two
+  in a CPU core's cache (docs/benchmarks.md), and 32 dd pixels (their
+  products XLA materialises; 32 was the fastest of 8 to 64); a Mandelbrot pixel is two
   scalars, so it takes far more. On a GPU the products run faster the larger
   the chunk, flattening out near 32768 pixels.
 - group: pixels trained together from the first step to the last. A group's

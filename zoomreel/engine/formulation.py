@@ -18,7 +18,8 @@ kind, in one object:
 
 Formulations are registered by (kind, implementation). The scheduler asks
 :func:`choose` which one runs; a second implementation of a kind (a fused
-GPU kernel, say) registers itself beside the XLA one, says where it applies,
+GPU kernel, say) registers itself beside the XLA one, says where it suits and
+verifies that it works there,
 and names itself in the cache key through :attr:`Formulation.tag`.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import sys
 from typing import Any, Callable, NamedTuple
 
 from ..errors import UserError
@@ -45,9 +47,16 @@ class Formulation:
     impl: str = "xla"
     tag: str = ""  # added to cache keys when not empty: values differ by rounding
 
-    def applies(self, platform: str, model) -> bool:
-        """Whether :func:`choose` picks this implementation by default there."""
+    def suits(self, platform: str, model) -> bool:
+        """Whether :func:`choose` may pick this implementation by default there
+        (a plain predicate: it runs nothing)."""
         return True
+
+    def verify(self, model) -> str | None:
+        """Why this implementation cannot train ``model`` on this machine, or
+        None. :func:`choose` asks it before picking an implementation by
+        default; it may compile and train a check (once per condition)."""
+        return None
 
     def describe(self, platform: str, model, dtype: str | None = None) -> str:
         """How this implementation trains ``model`` there (in ``dtype``), in a
@@ -125,6 +134,20 @@ def choose(model, platform: str, impl: str | None = None) -> Formulation:
         return _REGISTRY[(model.kind, forced)]
     for name in _PREFERENCE:
         f = _REGISTRY.get((model.kind, name))
-        if f is not None and f.applies(platform, model):
-            return f
+        if f is not None and f.suits(platform, model):
+            why = f.verify(model)
+            if why is None:
+                return f
+            _warn_fallback(f, why)
     return _REGISTRY[(model.kind, "xla")]
+
+
+warned_fallbacks: set = set()
+
+
+def _warn_fallback(f: Formulation, why: str) -> None:
+    """Say once per failure that the XLA step trains instead of ``f``."""
+    if (f.impl, why) not in warned_fallbacks:
+        warned_fallbacks.add((f.impl, why))
+        print(f"warning: the {f.impl} kernel failed its check on this machine ({why}); "
+              f"the XLA step trains instead (set {KERNEL_ENV}=xla to skip the check)", file=sys.stderr)

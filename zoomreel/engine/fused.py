@@ -37,7 +37,7 @@ compiler parameters), which both JAX 0.10 and 0.11 honour; 0.11 deprecates
 it, and when it goes the body moves to jax-triton or to Mosaic GPU.
 
 A GPU checks the kernel against the XLA step before it trains a frame with
-it (:func:`check`, once per condition and process); where the check fails,
+it (:func:`compare_with_xla`, once per condition and process); where the check fails,
 the XLA step trains.
 
 On a CPU there is no Triton: ``ZOOMREEL_KERNEL=fused`` runs the same kernel
@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
-import sys
 import threading
 
 import numpy as np
@@ -107,7 +106,7 @@ def padded_points(points: int) -> int:
     return -(-points // TILE) * TILE
 
 
-class _OnChip:
+class OnChip:
     """What :func:`~.network.phi` needs of an arithmetic, inside the kernel.
 
     tanh is the backend's own (libdevice's on a GPU; on the CPU, in interpret
@@ -145,7 +144,7 @@ def _kernel(model, A, Bb: int, seg: int, stop: bool, masked: bool):
     tiles = padded_points(points) // TILE
     K = constants(model, A)
     pl = pallas()[0]
-    on_chip = _OnChip(A)
+    on_chip = OnChip(A)
     nan = float("nan")
 
     def dot(a, b):  # a (m, k) @ b (k, n), true float32 / float64
@@ -303,7 +302,7 @@ CHECK_PIXEL_REL = {"float32": 1e-3, "float64": 1e-8}
 _checking: contextvars.ContextVar[bool] = contextvars.ContextVar("zoomreel_fused_check", default=False)
 
 
-def check(model, dtype: str) -> str | None:
+def compare_with_xla(model, dtype: str) -> str | None:
     """Train 16 pixels of ``model`` over both phases for one segment with the
     kernel and with the XLA step: None if they agree to rounding, else what
     went wrong, in one line (an exception while compiling or running counts).
@@ -349,44 +348,38 @@ class NetworkFused(NetworkXLA):
     tag = "fused1"  # in cache keys: values differ from the XLA step's by rounding
 
     def __init__(self):
-        self._checks: dict = {}  # condition -> None (passed) or what failed
-        self._warned: set = set()
+        self.verified: dict = {}  # condition -> None (its check passed) or what failed
         self._lock = threading.RLock()  # the explorer trains from several threads
 
-    def applies(self, platform, model):
-        if not (platform == "gpu" and available() and fits(model)):
-            return False
-        why = self.failed(model)
-        if why is not None and self._key(model) not in self._warned:
-            self._warned.add(self._key(model))
-            print(f"warning: the fused kernel failed its check on this machine ({why}); "
-                  f"the XLA step trains instead (set {KERNEL_ENV}=xla to skip the check)", file=sys.stderr)
-        return why is None
+    def suits(self, platform, model):
+        """On a GPU, where Pallas compiles it, for the widths it fits (no check run)."""
+        return platform == "gpu" and available() and fits(model)
 
     @staticmethod
-    def _key(model):
+    def condition(model):
         return dataclasses.replace(model, steps=SEGMENT_STEPS, seed=0)  # what the compiled kernel depends on
 
-    def failed(self, model) -> str | None:
+    def verify(self, model) -> str | None:
         """Why the kernel can't train ``model`` on this machine, or None.
 
         On first use of a condition (its nonlinearity, width, data, batch and
-        plane; not its seed or steps) in a process, :func:`check` runs for
-        float32 and float64. Where it fails, the XLA step trains every frame
-        (a warning says why, once) and forcing the kernel is a one-line
-        error; nothing trained by a kernel that failed its check reaches a
-        frame (the check's own compiled kernels are dropped with it).
+        plane; not its seed or steps) in a process, this compiles and trains
+        :func:`compare_with_xla` for float32 and float64. Where it fails, the XLA step
+        trains every frame (:func:`zoomreel.engine.formulation.choose` says
+        why, once) and forcing the kernel is a one-line error; nothing
+        trained by a kernel that failed its check reaches a frame (the
+        check's own compiled kernels are dropped with it).
         """
-        key = self._key(model)
+        key = self.condition(model)
         with self._lock:
-            if key not in self._checks:
-                why = check(key, "float32") or check(key, "float64")
+            if key not in self.verified:
+                why = compare_with_xla(key, "float32") or compare_with_xla(key, "float64")
                 if why is not None:
                     from .scheduler import shard_fn
 
                     shard_fn.cache_clear()  # the failed kernel, compiled for the check, is never reused
-                self._checks[key] = why
-            return self._checks[key]
+                self.verified[key] = why
+            return self.verified[key]
 
     def describe(self, platform, model, dtype=None):
         if dtype not in (None, "float32", "float64"):
@@ -401,7 +394,7 @@ class NetworkFused(NetworkXLA):
             return build_segment(model, A, B, seg, stop)
         platform = jax.devices()[0].platform
         if native(platform, model) and not _checking.get():  # forced, or chosen after its check
-            why = self.failed(model)
+            why = self.verify(model)
             if why is not None:
                 raise UserError(f"the fused kernel failed its check on this GPU: {why}", KERNEL_ENV,
                                 "use ZOOMREEL_KERNEL=xla (or leave it unset: the XLA step is then the default here)")

@@ -5,8 +5,9 @@ composed from the tiles of its model exactly as a pyramid-mode render
 composes a frame (:mod:`zoomreel.compose`: area filter, blend between
 levels), and the tiles live in the same shared cache as a render's,
 ``<out>/pyramid``. What the explorer trains, a render under the same
-``--out`` reuses, and the other way round. Tiles are trained with
-:func:`zoomreel.render.train_units`, the one path every unit of work takes.
+``--out`` reuses, and the other way round. Tiles are trained through the
+work layer (:func:`zoomreel.work.train_missing`), the one path every unit of
+work takes.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Callable
 
 import numpy as np
 
-from .. import color, compose, pyramid, render
+from .. import color, compose, pyramid
 from ..cache import Cache
 from ..model import Model
 from ..path import View
 from ..precision import Decision
-from ..precisions import ARITHMETICS
+from ..training import kernel_fields
+from ..precision_names import ARITHMETICS
+from ..work import Reporter, TileReader, TileUnits, train_missing
 
 
 @dataclass
@@ -40,7 +43,7 @@ def view_cache(out_dir: Path) -> Cache:
     return cache
 
 
-class _Progress(render.Reporter):
+class _Progress(Reporter):
     """Tiles trained or found cached, as pixel-steps (the page's progress bar)."""
 
     def __init__(self, on_progress, steps: int):
@@ -58,14 +61,15 @@ class _Progress(render.Reporter):
 def image_for(cache: Cache, model: Model, view: View, mode: str, where: str,
               on_progress: Callable[[int], None] | None = None, palette: str = color.DEFAULT_PALETTE) -> Image:
     """A view composed from its model's pyramid tiles, training the missing ones."""
-    units = render.TileUnits(model, cache, mode, where, **render.kernel_fields(model))
+    units = TileUnits(model, cache, mode, where, **kernel_fields(model))
     fp = pyramid.frame_plan(view)
     rep = _Progress(on_progress, model.steps)
-    check = (lambda: on_progress(0)) if on_progress is not None else None  # a superseded view stops in a probe too
-    got = render.train_units(units, fp.tiles(), False, rep, keep=False, check=check)
-    blocks = render.TileReader(units).blocks(fp)
+    cancel = (lambda: on_progress(0) or False) if on_progress is not None else None  # a superseded view stops in a probe too
+    done = train_missing(units, fp.tiles(), False, rep, cancel=cancel)
+    blocks = TileReader(units, cancel=cancel).blocks(fp)
     rgb, frac = compose.compose(fp, blocks, view.size, color.summary(blocks[fp.fine.level]), palette)
-    decisions = [Decision.from_json(meta["decision"]) for _, meta, _ in got.values()]
+    decisions = [Decision.from_json(done.trained[t]["decision"]) if t in done.trained else units.decision(t)
+                 for t in fp.tiles()]
     deepest = max(ARITHMETICS.index(d.dtype) for d in decisions)
     worst = min((d for d in decisions if ARITHMETICS.index(d.dtype) == deepest), key=lambda d: d.resolved)
-    return Image(rgb, float(np.mean(frac)), worst, not any(trained for _, _, trained in got.values()))
+    return Image(rgb, float(np.mean(frac)), worst, not done.trained)

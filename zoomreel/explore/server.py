@@ -47,12 +47,14 @@ from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .. import atomic, color, overlay, path, precision, pyramid, render, scene
+from .. import atomic, color, overlay, path, preflight, pyramid, render, scene, work
 from ..cache import disk_error
 from ..errors import UserError
 from ..model import Model
+from ..plan import make_plan
+from ..training import kernel_fields
 from . import images, keyframes, levels
-from .drafts import DraftReporter, draft_work, train_draft
+from .drafts import DraftReporter, draft_work
 from .guard import Guard, Refused, error_body, error_response, new_token, read_json
 from .worker import Busy, Superseded, Task, Worker
 
@@ -156,11 +158,7 @@ def parse_view(doc: dict, where: str) -> tuple[Model, path.View, str]:
 
 def check_trainable(model: Model, view: path.View, where: str) -> None:
     """Refuse, before queueing, a view the deepest arithmetic cannot train."""
-    from .. import engine
-
-    A = engine.LADDER[-1]
-    hx, hy = path.hyper_axes(model, view, A)
-    precision.check_representable(model, view, hx, hy, where, A)
+    preflight.check_view(model, view, where)
 
 
 def check_work(limits: Limits, work: int, where: str, what: str) -> None:
@@ -370,15 +368,15 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
     fine through ``emit``, then the view's own picture (returned)."""
     ex = st.explorer
     palette = ex.start.video.palette
-    units = render.TileUnits(model, st.cache, mode, "view", **render.kernel_fields(model))
+    units = work.TileUnits(model, st.cache, mode, "view", **kernel_fields(model))
     order = levels.chain_tiles(view)
     chain = levels.chain(view)
     have: dict[int, dict] = {n: {} for n in range(chain[0] - levels.CACHED_ABOVE, chain[-1] + 1 + levels.CACHED_BELOW)}
     for n in have:
         for t in pyramid.footprint(view, n).tiles():
-            got = units.get(t)
+            got = units.read(t)
             if got is not None:
-                have[n][t] = got[0]
+                have[n][t] = got.raw
     todo = [t for t in order if t not in have[t.level]]
     task.total = len(todo) * pyramid.TILE**2 * model.steps
     t_train = time.monotonic()
@@ -409,8 +407,8 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
         show(preview=True)
         yield
     for k, t in enumerate(todo):
-        got = render.train_units(units, [t], False, _Progress(task), keep=True, check=task.check)
-        have[t.level][t] = got[t][0]
+        work.train_missing(units, [t], False, _Progress(task), cancel=task.check)
+        have[t.level][t] = units.fetch(t, cancel=task.check).raw
         last_of_level = k + 1 == len(todo) or todo[k + 1].level != t.level
         show(force=last_of_level)
         yield
@@ -421,7 +419,7 @@ def view_steps(st: State, model: Model, view: path.View, mode: str, task: Task, 
             "trained": len(order), "eta": 0, "preview": False, "final": True, "cached": not todo}
 
 
-class _Progress(render.Reporter):
+class _Progress(work.Reporter):
     """Pixel-steps to the task (which may cancel through them)."""
 
     def __init__(self, task: Task):
@@ -569,7 +567,7 @@ async def draft(request: Request, st: State):
     ex = st.explorer
     doc = await read_json(request, "draft")
     text, s = keyframe_scene(ex, doc, "draft")
-    plan = render.make_plan(s, True, st.drafts_dir)
+    plan = make_plan(s, True, st.drafts_dir)
     if plan.n_frames > ex.limits.max_draft_frames:
         raise UserError(f"the draft would have {plan.n_frames} frames, more than the explorer's limit of {ex.limits.max_draft_frames}",
                         "draft", "shorten the keyframes' times, or start zoomreel explore with a larger --max-draft-frames")
@@ -578,12 +576,10 @@ async def draft(request: Request, st: State):
 
     def job(task):
         t0 = time.perf_counter()
-        rep = DraftReporter(task)
-        trained = train_draft(plan, rep, task.check)
-        res = render.render(plan, False, rep)
+        res = render.render(plan, False, DraftReporter(task), cancel=task.check)
         rel = res.video.relative_to(st.drafts_dir).as_posix()
         return JSONResponse({"video": f"/drafts/{rel}?v={time.time_ns()}", "frames": plan.n_frames,
-                             "rendered": trained + res.rendered, "unit": res.unit, "seconds": time.perf_counter() - t0})
+                             "rendered": res.rendered, "unit": res.unit, "seconds": time.perf_counter() - t0})
 
     return await run_task(st, "drafts", _lane(doc, "draft"), job, total, f"draft, {plan.n_frames} frames")
 

@@ -1,0 +1,20 @@
+"""The names of the precision settings, without JAX: one source for the
+keyframe file, the CLI, the cache's counts and the engine's arithmetics.
+
+``ARITHMETICS`` names the engine's arithmetics cheapest first, the order of
+:data:`zoomreel.engine.arith.LADDER` (the suite checks that the two agree);
+``PRECISIONS`` is what ``[video] precision`` and ``--precision`` accept:
+``auto`` (the precision decision walks the arithmetics,
+:mod:`zoomreel.precision`) or one arithmetic's name.
+"""
+
+from __future__ import annotations
+
+AUTO = "auto"
+ARITHMETICS = ("float32", "float64", "dd")  # dd: double-double, an unevaluated sum of two float64 (zoomreel.engine.dd)
+PRECISIONS = (AUTO,) + ARITHMETICS
+
+
+def spelled(names=PRECISIONS, last: str = "or") -> str:
+    """The names as a user reads them: ``auto, float32 or float64``."""
+    return ", ".join(names[:-1]) + f" {last} {names[-1]}" if len(names) > 1 else names[0]

@@ -1,0 +1,160 @@
+"""Preflight: what would be refused, found before anything is trained.
+
+One set of rules, in one wording, for every front end:
+
+- :func:`check_keyframes`: the keyframe file's views, at its size, reach only
+  hyperparameters float64 can hold and are not deeper than float64 can place
+  (the scene checks them as it parses a file; no JAX);
+- :func:`check_view`: a view the arithmetic (default: the deepest of the
+  ladder) can train (the explorer before queueing a view, ``locate`` and
+  ``frame`` before training, the precision decision before its probe);
+- :func:`plan_refusals`: every refusal a render's plan would meet (the frames
+  nearest each keyframe, where the path is deepest; in pyramid mode, also the
+  finest level's tiles). ``render`` raises the first, ``info`` lists them.
+
+A refusal is a :class:`~zoomreel.errors.UserError`, worded by
+:func:`out_of_range` or :func:`too_deep` whichever check finds it.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import numpy as np
+
+from .errors import UserError
+from .model import Model
+from .view import PREC, View
+
+# Spans below this leave neighbouring pixels equal in float64 at any size and place.
+SPAN_MIN = Decimal("1e-324")
+_COARSE = Decimal("1e400")  # beyond this no check needs exact arithmetic
+
+
+def out_of_range(view_text: str, arithmetic: str, where: str, log_axes: bool) -> UserError:
+    return UserError(
+        f"the view {view_text} reaches hyperparameters that {arithmetic} cannot hold",
+        where,
+        "keep log10 coordinates between about -300 and 300" if log_axes
+        else "keep coordinates between about -1e308 and 1e308",
+    )
+
+
+def too_deep(span, arithmetic: str, where: str, deepest: float | None, level: str = "") -> UserError:
+    """``level``: what has neighbouring pixels equal, when not the view's own pixels."""
+    fix = (f"the deepest span this size supports here is about {deepest:.2g}; stop the zoom there or use fewer pixels"
+           if deepest is not None else f"stop the zoom at a larger span ({arithmetic} tells no pixels apart below {SPAN_MIN})")
+    equal = f"{level} has neighbouring pixels equal" if level else "neighbouring pixels are equal"
+    return UserError(f"span {span} is too deep: {equal} in {arithmetic}", where, fix)
+
+
+def _span_text(span) -> str:
+    f = float(span)
+    return f"{f:.3g}" if 0 < f < math.inf else f"{Decimal(span):.3g}"  # past float64's range: its decimal
+
+
+# -- the keyframe file (no JAX)
+
+
+def _float64_holds(x: Decimal, log_axes: bool) -> bool:
+    """Whether a plane coordinate becomes a usable float64 hyperparameter."""
+    if x.copy_abs() > (1000 if log_axes else _COARSE):
+        return False
+    if not log_axes:
+        return math.isfinite(float(x))
+    with localcontext(prec=PREC):
+        h = float(Decimal(10) ** x)
+    return math.isfinite(h) and h > 0
+
+
+def check_keyframes(model: Model, keyframes, size: tuple[int, int], file_name: str) -> None:
+    """Refuse keyframes whose view at ``size`` leaves the plane float64 can
+    hold (the views between two keyframes lie within the two keyframes' hull,
+    so the keyframes are enough). ``file_name`` names the file in errors."""
+    W, H = size
+    for i, k in enumerate(keyframes):
+        where = f"{file_name}:keyframe[{i}]"
+        if k.span < SPAN_MIN:
+            raise too_deep(k.span, "float64", where + ".span", None)
+        ok = all(c.copy_abs() <= _COARSE for c in k.center) and k.span <= _COARSE
+        if ok:
+            with localcontext(prec=PREC):
+                half = (k.span / W * (W - 1) / 2, k.span / W * (H - 1) / 2)
+                ends = [c + sign * h for c, h in zip(k.center, half) for sign in (-1, 1)]
+            ok = all(_float64_holds(x, model.log_axes) for x in ends)
+        if not ok:
+            raise out_of_range(View(k.center, k.span, size).describe(), "float64", where + ".center", model.log_axes)
+
+
+# -- views and plans (the engine's arithmetics)
+
+
+def _top():
+    from . import engine
+
+    return engine.LADDER[-1]
+
+
+def deepest_span(model: Model, view: View, A=None) -> float:
+    """Smallest span at this size whose neighbouring pixels stay distinct in
+    ``A`` (default: the deepest arithmetic of the ladder)."""
+    A = A or _top()
+    return A.deepest_span(view.center, view.size[0], model.log_axes)
+
+
+def check_view(model: Model, view: View, where: str, A=None) -> None:
+    """Refuse a view that arithmetic ``A`` (default: the deepest) cannot train."""
+    from .path import hyper_axes
+
+    A = A or _top()
+    hx, hy = hyper_axes(model, view, A)
+    if not (A.finite(hx) and A.finite(hy) and (np.all(A.host_values(hx) > 0) if model.log_axes else True)):
+        raise out_of_range(view.describe(), A.name, where, model.log_axes)
+    if not (A.distinct(hx) and A.distinct(hy)):
+        raise too_deep(_span_text(view.span), A.name, where, deepest_span(model, view, A))
+
+
+def check_tiles(model: Model, tiles, where: str, span, width: int) -> None:
+    """Refuse pyramid tiles whose finest level the deepest arithmetic cannot
+    train; ``span`` and ``width`` are the deepest frame's that reads them."""
+    from . import pyramid
+    from .path import hyper_axes
+
+    if not tiles:
+        return
+    A = _top()
+    top = max(t.level for t in tiles)
+    for t in (t for t in tiles if t.level == top):
+        v = t.view()
+        hx, hy = hyper_axes(model, v, A)
+        if A.finite(hx) and A.finite(hy) and not (A.distinct(hx) and A.distinct(hy)):
+            deep = deepest_span(model, v, A) / pyramid.TILE * width * 2
+            level = f"pyramid level {top} (pixel spacing {float(pyramid.spacing(top)):.3g})"
+            raise too_deep(_span_text(span), A.name, where, deep, level)
+
+
+def plan_refusals(plan) -> list[UserError]:
+    """Everything a render of ``plan`` would refuse, found without training:
+    the frames nearest each keyframe (the path's span is smallest at one of
+    them) checked as the precision decision checks every frame; in pyramid
+    mode, the finest level of tiles the frames read."""
+    scene = plan.scene
+    ks = set()
+    for kf in scene.keyframes:
+        at = kf.time * plan.fps
+        ks.update(min(plan.n_frames - 1, int(f)) for f in (at.to_integral_value(rounding="ROUND_FLOOR"),
+                                                            at.to_integral_value(rounding="ROUND_CEILING")))
+    ks = {k for k in ks if 0 <= k < plan.n_frames} or {plan.n_frames - 1}
+    out = []
+    for k in sorted(ks):
+        try:
+            check_view(scene.model, plan.view(k), f"{scene.keyframes_where}, frame {k}")
+        except UserError as e:
+            out.append(e)
+    if plan.mode == "pyramid" and not out:
+        try:
+            check_tiles(scene.model, plan.tiles(), scene.keyframes_where, plan.view(plan.n_frames - 1).span, plan.size[0])
+        except UserError as e:
+            out.append(e)
+    return out
