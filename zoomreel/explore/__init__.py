@@ -8,6 +8,7 @@ raises one :class:`~zoomreel.errors.UserError`.
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 import threading
 from pathlib import Path
@@ -36,6 +37,16 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+_ESCAPES = re.compile(r"\x1b\][^\x07\x1b]*(\x07|\x1b\\)?|\x1b\[[0-?]*[ -/]*[@-~]?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]?|\x9d[^\x07\x1b\x9c]*[\x07\x9c]?")
+
+
+def literal(text: str) -> str:
+    """``text`` safe to print as it is: terminal escape sequences (colours,
+    OSC 8 links, titles) removed whole, then every control and bidi-format
+    character (U+202E ...) dropped (:func:`zoomreel.errors.printable`)."""
+    return printable(_ESCAPES.sub("", str(text)))
 
 
 def serve(file: Path | None, host: str = LOOPBACK, port: int = 8765, open_browser: bool = True,
@@ -86,9 +97,9 @@ def serve(file: Path | None, host: str = LOOPBACK, port: int = 8765, open_browse
                 ex.hosts = guard.loopback_hosts(bound)
             shown = f"[{host}]" if ":" in host else host
             url = f"http://{shown}:{bound}/?token={ex.token}"
-            print(f"explore {printable(start.title)} at {url}  (Ctrl-C stops)", flush=True)
+            print(f"explore {literal(start.title)} at {url}  (Ctrl-C stops)", flush=True)
             if not _loopback(host):
-                print(printable(f"warning: listening on {host}: anyone who can reach it and has the URL can train views "
+                print(literal(f"warning: listening on {host}: anyone who can reach it and has the URL can train views "
                               f"and write keyframe files in {save_dir}"), flush=True)
             server.prefetch(state)
             if open_browser:
