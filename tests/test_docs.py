@@ -36,7 +36,6 @@ from typer.testing import CliRunner
 
 from zoomreel.cli import app
 
-pytestmark = pytest.mark.fast
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "zoomreel"

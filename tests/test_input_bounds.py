@@ -10,7 +10,7 @@ arithmetic can train is refused before the first level trains.
 import pytest
 from typer.testing import CliRunner
 
-from zoomreel import render
+from zoomreel import work
 from zoomreel.cli import app
 
 SCENE = """
@@ -104,7 +104,7 @@ def test_locate_refuses_a_depth_no_arithmetic_trains_before_training(tmp_path, m
     def trained(*a, **k):
         raise AssertionError("locate trained a level before refusing the depth")
 
-    monkeypatch.setattr(render, "train_view", trained)
+    monkeypatch.setattr(work, "train_view", trained)
     line = one_error(["locate", write(tmp_path), "--depth", depth])
     assert line.startswith(f"error: span {shown} is too deep: neighbouring pixels are equal in dd (--depth): "
                            "the deepest span this size supports here is about 1e-30"), line

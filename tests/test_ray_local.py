@@ -50,7 +50,7 @@ def start(tmp_path, fps, *extra):
     (tmp_path / "s.toml").write_text(scene_text(steps=20, fps=fps))
     mark = uuid.uuid4().hex
     env = dict(os.environ, ZOOMREEL_TEST_MARK=mark)
-    p = subprocess.Popen([*CLI, "render", tmp_path / "s.toml", "--out", tmp_path / "o", "--quiet", "--ray", *extra],
+    p = subprocess.Popen([*CLI, "render", tmp_path / "s.toml", "--out", tmp_path / "o", "--quiet", "--ray", *(extra or ["local"])],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     return p, mark
 

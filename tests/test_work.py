@@ -100,7 +100,12 @@ def test_frame_draft_is_a_quarter_per_axis(tmp_path, write_scene):
     assert np.load(npy).shape == (16, 16) and "size 16x16" in r.stdout  # 64x32 / 4, at least 16 px
 
 
-def test_frame_shows_its_progress(tmp_path, write_scene):
+def test_frame_shows_its_progress(tmp_path, write_scene, monkeypatch):
+    from rich.console import Console
+
+    from zoomreel.cli import progress
+
+    monkeypatch.setattr(progress, "err", Console(stderr=True, force_terminal=True))  # as on a terminal
     p = write_scene(steps=20, w=16, h=16)
     r = CliRunner().invoke(app, ["frame", str(p)])
     assert r.exit_code == 0, r.stderr

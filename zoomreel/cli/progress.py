@@ -22,8 +22,10 @@ err = Console(stderr=True)
 
 
 def _progress(quiet: bool, *columns) -> Progress:
+    """A progress display on stderr, shown only where stderr is a terminal:
+    piped into a file or another program, the output holds no bars."""
     return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
-                    console=err, disable=quiet)
+                    console=err, disable=quiet or not err.is_terminal)
 
 
 class WorkProgress(Reporter):

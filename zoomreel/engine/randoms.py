@@ -95,7 +95,7 @@ def _save(where: str, out, idx) -> None:
     np.savez(buf, **arrays)
     try:
         os.makedirs(os.path.dirname(where), exist_ok=True)
-        atomic.write_bytes(where, buf.getvalue())
+        atomic.write_bytes(where, buf.getvalue(), owned=True)  # our own folder: replace whatever sits at the name
     except OSError:  # a folder that cannot be written is skipped
         pass
 

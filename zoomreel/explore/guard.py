@@ -15,7 +15,6 @@ import json
 import secrets
 from decimal import Decimal
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
@@ -23,9 +22,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..errors import UserError
-
-if TYPE_CHECKING:
-    from .server import Explorer
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -111,7 +107,7 @@ class Guard:
     Origin (no cross-site form or text/plain posts). Refusals are 403 with the
     error line, as JSON."""
 
-    def __init__(self, app, ex: Explorer):
+    def __init__(self, app, ex):  # ex: the server's Explorer (its token, cookie name and hosts)
         self.app, self.ex = app, ex
 
     async def __call__(self, scope, receive, send):
