@@ -138,7 +138,7 @@ def main():
     for dtype in a.dtypes.split(","):
         A = engine.arithmetic(dtype)
         hx, hy = path.pixel_hypers(model, view, A)
-        work = hx.size * model.steps
+        px_steps = hx.size * model.steps
         peak = peaks[dtype] if peaks else None
         # warm up: compile everything once
         small = slice(0, min(hx.size, 64))
@@ -167,10 +167,10 @@ def main():
         for k in kernels:
             e = min(te[k])
             res = ve[k]
-            line = f"{dtype} {k}: zoomreel {executed(res, work, e, model, peak)}, seconds {e:.2f}"
+            line = f"{dtype} {k}: zoomreel {executed(res, px_steps, e, model, peak)}, seconds {e:.2f}"
             if b is not None:
                 agree = float(np.mean((vb < 0) == (res.values < 0)))
-                line += f"; baseline {work / b:.3g} px-steps/s, {b:.2f} s, ratio {b / e:.2f}, class agreement {agree:.2%}"
+                line += f"; baseline {px_steps / b:.3g} px-steps/s, {b:.2f} s, ratio {b / e:.2f}, class agreement {agree:.2%}"
                 ratios[f"{dtype} {k}"] = b / e
             print(line, flush=True)
             if tf[k]:
@@ -182,7 +182,7 @@ def main():
                     same = f"False ({differ} pixels differ, {flips} change class)"
                 print(
                     f"{dtype} {k} frame: `zoomreel frame --precision {dtype}` trains in {min(tf[k]):.2f} s "
-                    f"(precision probe of {fr[k].decision.probe_pixels} px included), {work / min(tf[k]):.3g} px-steps/s"
+                    f"(precision probe of {fr[k].decision.probe_pixels} px included), {px_steps / min(tf[k]):.3g} px-steps/s"
                     + (f", ratio {b / min(tf[k]):.2f} against the baseline" if b else "")
                     + f"; same values as the engine alone: {same}",
                     flush=True,

@@ -9,6 +9,7 @@ answers every write with "no space left".
 """
 
 import io
+import json
 import os
 import resource
 import shutil
@@ -284,3 +285,11 @@ def test_a_plot_into_a_device_is_one_line(dim_toml, tmp_path):
     assert r.exit_code == 2
     assert one_error(r.stderr).startswith("error: cannot write into this device or pipe: No space left on device (/dev/full)")
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_plot_to_stdout_is_the_png_alone_and_the_json_goes_to_stderr(dim_toml, tmp_path):
+    r = subprocess.run([*CLI, "dimension", dim_toml, "--out", tmp_path / "o", "--json", "--plot", "/dev/stdout"],
+                       capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"\x89PNG\r\n\x1a\n") and r.stdout.endswith(b"IEND\xaeB`\x82")  # one whole PNG, nothing after
+    assert "dimension" in json.loads(r.stderr.decode().splitlines()[-1])

@@ -428,10 +428,13 @@ def save_png(fig, dest: Path) -> None:
     """Write a Matplotlib figure to ``dest`` as a PNG, atomically, and close it."""
     import matplotlib.pyplot as plt
 
+    import io
+
     fig.tight_layout()
+    buf = io.BytesIO()  # in memory first: a pipe or device takes the bytes as they are (zoomreel.atomic)
     try:
-        with atomic.replacing(dest) as tmp:
-            fig.savefig(tmp, format="png")
+        fig.savefig(buf, format="png")
     finally:
         plt.close(fig)
+    atomic.write_bytes(dest, buf.getvalue())
 

@@ -71,14 +71,6 @@ def pick(raw: np.ndarray, window: int = 5, rule: str = "balanced") -> tuple[int,
     return int(ii[best]), int(jj[best])
 
 
-def check_depth(model: Model, center: tuple[Decimal, Decimal], depth_span: Decimal, size: int) -> None:
-    """Refuse, before any training, a depth the deepest arithmetic cannot
-    train about ``center`` (the check render makes of every keyframe)."""
-    from . import preflight
-
-    preflight.check_view(model, View(center, depth_span, (size, size)), "--depth")
-
-
 def locate(model: Model, start: View, depth_span: Decimal, factor: int = 10, size: int = 48,
            on_level=None, rule: str = "balanced", precision: str = "auto", *, where: str = "view",
            cache=None, executor=None, cancel: Cancel = None) -> list[Level]:

@@ -348,8 +348,9 @@ def dimension(
                 dm.plot(res, plot)
             except OSError as e:
                 raise _disk_error(e, plot) from None
+        stream = _summary_stream(plot)  # stderr when the plot itself goes to stdout
         if as_json:
-            print(json.dumps(res.to_json()))
+            print(json.dumps(res.to_json()), file=stream)
             return
         W, H = res.size
         if not quiet:
@@ -360,14 +361,14 @@ def dimension(
                 d = f"{f.fit.dimension:.3f}" if f.fit else f"skipped: {f.skipped}"
                 r2 = f"{f.fit.r2:.4f}" if isinstance(f.fit, dm.Fit) else ""
                 t.add_row(str(f.frame), f"{f.time:g}", f"{f.depth:.2f}", f"{f.span:.3g}", str(f.boundary_pixels), d, r2)
-            out.print(t)
+            Console(file=stream).print(t)
         m = res.summary
         how = "median of all local slopes" if estimator == "paper" else "median"
         print(printable(
             f"dimension {m['dimension']:.3f} ({how} of {m['fitted']} frames; frame quartiles {m['q1']:.3f}-{m['q3']:.3f}, "
             f"std {m['std']:.3f}) {Path(res.file).name} {W}x{H} {res.steps} steps"
             + (f"; plot {plot}" if plot else "")
-        ))
+        ), file=stream)
 
     run(go)
 

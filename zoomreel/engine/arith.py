@@ -123,22 +123,27 @@ class FloatArithmetic:
             vals = [Decimal(10) ** c for c in coords] if log_axes else coords
             return np.array([float(v) for v in vals], dtype=np.float64)
 
+    def _cast(self, host) -> np.ndarray:
+        """Host values in this dtype; past its range they become inf, which the checks read, quietly."""
+        with np.errstate(over="ignore"):
+            return np.asarray(host).astype(self.dtype)
+
     def host_values(self, host: np.ndarray) -> np.ndarray:
         """The values the device will hold, as float64 (for checks on the host)."""
-        return np.asarray(host, dtype=np.float64).astype(self.dtype).astype(np.float64)
+        return self._cast(np.asarray(host, dtype=np.float64)).astype(np.float64)
 
     def finite(self, host: np.ndarray) -> bool:
-        return bool(np.all(np.isfinite(np.asarray(host).astype(self.dtype))))
+        return bool(np.all(np.isfinite(self._cast(host))))
 
     def distinct(self, host_axis: np.ndarray) -> bool:
         """Strictly increasing values along an axis once cast: neighbouring pixels differ."""
-        v = np.asarray(host_axis).astype(self.dtype)
+        v = self._cast(host_axis)
         return bool(np.all(np.isfinite(v)) and np.all(np.diff(v) > 0))
 
     def spaced(self, host_axis: np.ndarray, ulps: int) -> bool:
         """Neighbours at least ``ulps`` ulps of this arithmetic apart."""
         vals = np.asarray(host_axis, dtype=np.float64)
-        v = vals.astype(self.dtype)
+        v = self._cast(vals)
         if not np.all(np.isfinite(v)):
             return False
         gaps = np.diff(vals)

@@ -488,17 +488,19 @@ async def navigate_(request: Request, st: State):
 @endpoint("locate")
 async def locate_(request: Request, st: State):
     doc = await read_json(request, "locate")
-    model, v, _ = parse_view(doc, "locate")
+    model, v, mode = parse_view(doc, "locate")
     check_trainable(model, v, "locate")
+    with localcontext(prec=path.PREC):
+        depth = v.span / Decimal(LOCATE_FACTOR) ** LOCATE_LEVELS
+    check_trainable(model, path.View(v.center, depth, (LOCATE_SIZE, LOCATE_SIZE)), "locate")  # its deepest level
     total = (LOCATE_LEVELS + 1) * LOCATE_SIZE**2 * model.steps
     check_work(st.explorer.limits, total, "locate", "a locate click")
 
     def job(task):
         from .. import locate
 
-        with localcontext(prec=path.PREC):
-            depth = v.span / Decimal(LOCATE_FACTOR) ** LOCATE_LEVELS
-        levels_ = locate.locate(model, v, depth, LOCATE_FACTOR, LOCATE_SIZE, lambda lv: task.report(LOCATE_SIZE**2 * model.steps))
+        levels_ = locate.locate(model, v, depth, LOCATE_FACTOR, LOCATE_SIZE, lambda lv: task.report(LOCATE_SIZE**2 * model.steps),
+                                precision=mode, cancel=task.check)
         last = levels_[-1].view
         found = path.View(last.center, last.span, v.size)
         return JSONResponse({**exact(found), "levels": len(levels_), "converged": levels_[-1].converged})
