@@ -1,15 +1,15 @@
 #!/bin/bash
 # The engine on a GPU machine: environment, kernel throughput by chunk size,
 # the engine's scheduling options, the engine benchmark (bench_engine.py), and
-# the science tests on the GPU. Logs go to ./gpu-logs (OUT=DIR puts them
+# the science tests on the GPU. Logs go to ./gpu-logs (LOGS=DIR puts them
 # elsewhere). Usage: bash benchmarks/gpu.sh [parts], parts a comma-separated
 # subset of env,step,options,bench,render,tests (default all but render).
 # KERNEL=fused times that implementation of the network step instead of xla.
-OUT=${OUT:-gpu-logs}; mkdir -p "$OUT"
+LOGS=${LOGS:-gpu-logs}; mkdir -p "$LOGS"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 parts=${1:-env,step,options,bench,tests}
 KERNEL=${KERNEL:-xla}
-run() { local name=$1 limit=$2; shift 2; echo "=== $name: $*"; timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "^W0000\|^I0000"; echo "=== $name exit ${PIPESTATUS[0]}"; }
+run() { local name=$1 limit=$2; shift 2; echo "=== $name: $*"; timeout "$limit" "$@" 2>&1 | tee "$LOGS/$name.log" | grep -v "^W0000\|^I0000"; echo "=== $name exit ${PIPESTATUS[0]}"; }
 if [[ $parts == *env* ]]; then
   nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,driver_version --format=csv
   python3 -c "import jax, numpy; print('jax', jax.__version__, 'numpy', numpy.__version__, jax.devices())"

@@ -5,14 +5,14 @@
 # with the XLA step, the engine benchmark for both kernels (% of the FP32 /
 # FP64 peak) and a 1920x1080 500-step frame, then, with the time left, the
 # tests that hold the kernel natively.
-# Logs go to ./gpu-logs (OUT=DIR puts them elsewhere).
+# Logs go to ./gpu-logs (LOGS=DIR puts them elsewhere).
 # Usage: bash benchmarks/gpu_check.sh  (PYTHON=..., SIZE=... STEPS=... for a dry run elsewhere)
-OUT=${OUT:-gpu-logs}; mkdir -p "$OUT"
+LOGS=${LOGS:-gpu-logs}; mkdir -p "$LOGS"
 PY=${PYTHON:-python3}  # python3 on the GPU machine has JAX with the CUDA plugin
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export ZOOMREEL_JAX_CACHE=${TMPDIR:-/tmp}/zoomreel-jax
 start=$SECONDS
-run() { local name=$1 limit=$2; shift 2; echo "=== $name ($((SECONDS - start)) s in): $*"; timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | grep --line-buffered -v "^W0000\|^I0000"; local rc=${PIPESTATUS[0]}; echo "=== $name exit $rc"; return "$rc"; }
+run() { local name=$1 limit=$2; shift 2; echo "=== $name ($((SECONDS - start)) s in): $*"; timeout "$limit" "$@" 2>&1 | tee "$LOGS/$name.log" | grep --line-buffered -v "^W0000\|^I0000"; local rc=${PIPESTATUS[0]}; echo "=== $name exit $rc"; return "$rc"; }
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader
 "$PY" -c "import jax, numpy; print('jax', jax.__version__, 'numpy', numpy.__version__, jax.devices())"
 # 1. compile and run the kernel natively on a few pixels, against the XLA step

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -226,8 +225,6 @@ def test_explore_in_chromium(server):
 
     # Ctrl-C stops the server cleanly
     proc.send_signal(signal.SIGINT)
-    t0 = time.monotonic()
-    code = proc.wait(timeout=30)
+    code = proc.wait(timeout=30)  # a hang fails here
     err = proc.stderr.read()
     assert code == 0 and "Traceback" not in err, err
-    assert time.monotonic() - t0 < 30
