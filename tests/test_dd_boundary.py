@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 import reference_mp
-from zoomreel import engine
+from zoomreel import engine, path
 from zoomreel.engine import LAST, V_CAP, draws, mandelbrot_measure, network_measure
 from zoomreel.model import Model
+from zoomreel.view import View
 
 # A small network, so that mpmath trains a pixel in about a second: tanh,
 # width 8 (72 points), 40 steps, seed 0. Along x = 1.0 its boundary lies
@@ -112,13 +113,9 @@ span = {span}
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert " dd " in done.stdout, done.stdout
-    w, h = size
-    col = w // 2
-    with localcontext(prec=60):
-        s = Decimal(span) / w
-        x = X + (col + Decimal("0.5") - Decimal(w) / 2) * s
-        ys = [Decimal(center_y) + (i + Decimal("0.5") - Decimal(h) / 2) * s for i in range(h)]
-    return np.load(npy)[:, col], x, ys
+    col = size[0] // 2
+    xs, ys = path.axis_coords(View((X, Decimal(center_y)), Decimal(span), size))  # the frame's pixel centres
+    return np.load(npy)[:, col], xs[col], ys
 
 
 @pytest.mark.slow

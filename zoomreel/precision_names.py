@@ -14,7 +14,3 @@ AUTO = "auto"
 ARITHMETICS = ("float32", "float64", "dd")  # dd: double-double, an unevaluated sum of two float64 (zoomreel.engine.dd)
 PRECISIONS = (AUTO,) + ARITHMETICS
 
-
-def spelled(names=PRECISIONS, last: str = "or") -> str:
-    """The names as a user reads them: ``auto, float32 or float64``."""
-    return ", ".join(names[:-1]) + f" {last} {names[-1]}" if len(names) > 1 else names[0]
