@@ -1,16 +1,17 @@
 """What one pixel computes: the model description shared by every stage.
 
 A :class:`Model` is a plain frozen record. It knows its derived sizes (number of
-parameters, training points) but nothing of JAX, files or colours.
+parameters, training points) but nothing of JAX, files or colours. What each
+kind of model means (its fields, plane axes, cache key, arithmetics) is that
+kind's spec, in :mod:`zoomreel.kinds`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 NONLINEARITIES = ("tanh", "relu", "identity")
 PLANES = ("lr-lr", "init-lr")
-KINDS = ("network", "mandelbrot")
 
 # Part of every frame's cache key: bump it whenever a change to the engine
 # changes any pixel's bits on any device, so that cached frames are trained
@@ -22,21 +23,55 @@ ENGINE_VERSION = "3"
 # float64-rounded losses).
 ARITHMETIC_VERSIONS = {"dd": "3"}
 
+# The fields the paper's models never set: at these values they are left out
+# of the cache key, so the paper's frames keep their keys.
+EXTRA_DEFAULTS = {
+    "optimizer": "gd", "widths": (), "init": "mean-field", "data": "gaussian", "loss": "mse",
+    "residual": False, "hypers": (), "axes": (), "module": "", "module_hash": "", "data_hash": "",
+}
+
 
 @dataclass(frozen=True)
 class Model:
-    kind: str = "network"  # "network" | "mandelbrot"
+    kind: str = "network"  # a name registered in zoomreel.kinds: "network" | "mandelbrot" | "python"
     nonlinearity: str = "tanh"
-    width: int = 16
+    width: int = 16  # the first hidden layer's width (the paper's n, also the Gaussian data's input dimension)
     dataset: float | str = 1.0  # points per parameter (identity: per input dim), or "single"
     batch: int | str = "full"
-    plane: str = "lr-lr"
+    plane: str = "lr-lr"  # a shorthand ("lr-lr", "init-lr"), or "" when ``axes`` names the plane
     steps: int = 500
     seed: int = 0
+    # Past the paper (see zoomreel.kinds.network and docs/format.md).
+    optimizer: str = "gd"
+    widths: tuple = ()  # every hidden layer's width when there is more than one
+    init: str = "mean-field"
+    data: str = "gaussian"  # "gaussian" | "digits" | an .npz path as written in the file
+    loss: str = "mse"
+    residual: bool = False
+    hypers: tuple = ()  # ((name, value), ...) fixed hyperparameters from the file, sorted by name
+    axes: tuple = ()  # ((x name, "log"|"linear"), (y name, scale)) unless ``plane`` is a shorthand
+    module: str = ""  # the Python kind's module, as written in the file
+    module_hash: str = ""  # sha256 of its source
+    data_hash: str = ""  # sha256 of an .npz data file
+    # Carried with the model (to Ray workers too), never compared: their hashes stand for them.
+    source: str = field(default="", compare=False, repr=False)
+    data_bytes: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def spec(self):
+        from . import kinds
+
+        return kinds.spec(self.kind)
+
+    @property
+    def hidden(self) -> tuple:
+        """The hidden layers' widths."""
+        return self.widths or (self.width,)
 
     @property
     def n_params(self) -> int:
-        return self.width * self.width + self.width
+        sizes = (self.width,) + self.hidden + (1,)
+        return sum(a * b for a, b in zip(sizes, sizes[1:]))
 
     @property
     def n_points(self) -> int:
@@ -50,17 +85,25 @@ class Model:
         """Minibatch size, or None for full-batch gradient descent."""
         return None if self.batch == "full" else int(self.batch)
 
+    def hyper(self, name: str, default=None):
+        """A fixed hyperparameter's value from the file, else ``default``."""
+        return dict(self.hypers).get(name, default)
+
+    @property
+    def plane_axes(self) -> tuple:
+        """The two :class:`zoomreel.kinds.Axis` of the plane (x, y)."""
+        return self.spec.axes(self)
+
+    @property
+    def axis_logs(self) -> tuple[bool, bool]:
+        """Per axis: True when its coordinate is log10 of the hyperparameter."""
+        return tuple(a.log for a in self.plane_axes)
+
     @property
     def log_axes(self) -> bool:
-        """True when plane coordinates are log10 of the trained hyperparameters."""
-        return self.kind == "network"
+        """True when both plane coordinates are log10 of the trained hyperparameters."""
+        return all(self.axis_logs)
 
     def key_fields(self) -> dict:
         """Everything about the model that changes pixels (for cache keys)."""
-        d = asdict(self)
-        if self.kind == "mandelbrot":
-            # Only the iteration limit matters for the Mandelbrot set.
-            return {"kind": "mandelbrot", "steps": self.steps}
-        if d["dataset"] != "single":
-            d["dataset"] = float(d["dataset"])
-        return d
+        return self.spec.key_fields(self)

@@ -14,15 +14,10 @@ import numpy as np
 from .model import Model
 from .path import PREC, View
 
-AXIS_NAMES = {
-    "lr-lr": ("input-layer lr", "output-layer lr"),
-    "init-lr": ("init offset", "lr"),
-    "mandelbrot": ("Re c", "Im c"),
-}
-
-
 def axis_names(model: Model) -> tuple[str, str]:
-    return AXIS_NAMES["mandelbrot" if model.kind == "mandelbrot" else model.plane]
+    """The plane's axes as the overlay names them (the kind's spec says how)."""
+    x, y = model.plane_axes
+    return x.label, y.label
 
 
 def edges(view: View) -> tuple[tuple[Decimal, Decimal], tuple[Decimal, Decimal]]:
@@ -34,31 +29,35 @@ def edges(view: View) -> tuple[tuple[Decimal, Decimal], tuple[Decimal, Decimal]]
         return (cx - hx, cx + hx), (cy - hy, cy + hy)
 
 
-def digits_needed(model: Model, view: View) -> int:
+def digits_needed(model: Model, view: View, axis: int) -> int:
+    """Significant digits that tell the two edges of ``axis`` (0: x, 1: y) apart."""
     span = float(view.span)
-    if model.log_axes:
+    if model.axis_logs[axis]:
         rel = span * math.log(10.0)
     else:
-        mag = max(abs(float(c)) for c in view.center) + span
+        mag = abs(float(view.center[axis])) + span
         rel = span / mag
     return max(3, math.ceil(-math.log10(max(rel, 1e-300))) + 2)
 
 
-def fmt(model: Model, coord: Decimal, digits: int) -> str:
+def fmt(model: Model, coord: Decimal, digits: int, axis: int) -> str:
     with localcontext(prec=max(PREC, digits + 5)):
-        v = Decimal(10) ** coord if model.log_axes else coord
+        v = Decimal(10) ** coord if model.axis_logs[axis] else coord
         return f"{v:.{digits - 1}e}"
 
 
 def labels(model: Model, view: View, first_span: Decimal) -> dict:
     """Label texts: the four edges and the zoom depth."""
-    d = digits_needed(model, view)
     (x0, x1), (y0, y1) = edges(view)
     nx, ny = axis_names(model)
     depth = math.log10(float(first_span) / float(view.span)) if view.span != first_span else 0.0
+    if model.axis_logs[0] == model.axis_logs[1]:  # one count for both, as the plane is one
+        dx = dy = max(digits_needed(model, view, 0), digits_needed(model, view, 1))
+    else:
+        dx, dy = digits_needed(model, view, 0), digits_needed(model, view, 1)
     return {
-        "x": f"{nx}: {fmt(model, x0, d)} .. {fmt(model, x1, d)}",
-        "y": f"{ny}: {fmt(model, y0, d)} .. {fmt(model, y1, d)}",
+        "x": f"{nx}: {fmt(model, x0, dx, 0)} .. {fmt(model, x1, dx, 0)}",
+        "y": f"{ny}: {fmt(model, y0, dy, 1)} .. {fmt(model, y1, dy, 1)}",
         "depth": f"zoom 10^{depth:.2f}  (span {float(view.span):.3g})",
     }
 

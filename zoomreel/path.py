@@ -97,9 +97,10 @@ def axis_coords(view: View) -> tuple[list[Decimal], list[Decimal]]:
 def hyper_axes(model: Model, view: View, A) -> tuple[np.ndarray, np.ndarray]:
     """Each column's and each row's hyperparameter in arithmetic ``A``'s host
     form (:meth:`zoomreel.engine.arith.FloatArithmetic.hypers`): 10**coord on
-    the network's log axes, the coordinate itself on the Mandelbrot plane."""
+    a log axis, the coordinate itself on a linear one (the Mandelbrot plane)."""
     xs, ys = axis_coords(view)
-    return A.hypers(xs, model.log_axes), A.hypers(ys, model.log_axes)
+    lx, ly = model.axis_logs
+    return A.hypers(xs, lx), A.hypers(ys, ly)
 
 
 def pixel_hypers(model: Model, view: View, A) -> tuple[np.ndarray, np.ndarray]:

@@ -82,9 +82,10 @@ def check_keyframes(model: Model, keyframes, size: tuple[int, int], file_name: s
             with localcontext(prec=PREC):
                 half = (k.span / W * (W - 1) / 2, k.span / W * (H - 1) / 2)
                 ends = [c + sign * h for c, h in zip(k.center, half) for sign in (-1, 1)]
-            ok = all(_float64_holds(x, model.log_axes) for x in ends)
+            logs = model.axis_logs
+            ok = all(_float64_holds(x, logs[k // 2]) for k, x in enumerate(ends))
         if not ok:
-            raise out_of_range(View(k.center, k.span, size).describe(), "float64", where + ".center", model.log_axes)
+            raise out_of_range(View(k.center, k.span, size).describe(), "float64", where + ".center", any(model.axis_logs))
 
 
 # -- views and plans (the engine's arithmetics)
@@ -100,7 +101,7 @@ def deepest_span(model: Model, view: View, A=None) -> float:
     """Smallest span at this size whose neighbouring pixels stay distinct in
     ``A`` (default: the deepest arithmetic of the ladder)."""
     A = A or _top()
-    return A.deepest_span(view.center, view.size[0], model.log_axes)
+    return max(A.deepest_span((c,), view.size[0], log) for c, log in zip(view.center, model.axis_logs))
 
 
 def check_view(model: Model, view: View, where: str, A=None) -> None:
@@ -109,8 +110,10 @@ def check_view(model: Model, view: View, where: str, A=None) -> None:
 
     A = A or _top()
     hx, hy = hyper_axes(model, view, A)
-    if not (A.finite(hx) and A.finite(hy) and (np.all(A.host_values(hx) > 0) if model.log_axes else True)):
-        raise out_of_range(view.describe(), A.name, where, model.log_axes)
+    lx, ly = model.axis_logs
+    positive = all(np.all(A.host_values(h) > 0) for h, log in ((hx, lx), (hy, ly)) if log)
+    if not (A.finite(hx) and A.finite(hy) and positive):
+        raise out_of_range(view.describe(), A.name, where, any(model.axis_logs))
     if not (A.distinct(hx) and A.distinct(hy)):
         raise too_deep(_span_text(view.span), A.name, where, deepest_span(model, view, A))
 

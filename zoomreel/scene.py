@@ -18,7 +18,9 @@ from pathlib import Path
 from .color import DEFAULT_PALETTE, PALETTE_NAMES as PALETTES
 from . import preflight
 from .errors import UserError, shown
-from .model import KINDS, NONLINEARITIES, PLANES, Model
+from . import kinds
+from .kinds import KINDS
+from .model import Model
 from .path import frame_count
 from .precision_names import AUTO, PRECISIONS
 
@@ -101,6 +103,8 @@ class Scene:
 
     def with_video(self, **changes) -> "Scene":
         scene = replace(self, video=replace(self.video, **changes))
+        if "precision" in changes:
+            check_precision(scene.model, scene.video.precision, "--precision")
         preflight.check_keyframes(scene.model, scene.keyframes, scene.video.size, scene.path.name)
         return scene
 
@@ -115,8 +119,7 @@ def safe_stem(stem: str) -> str:
     return name or "scene"
 
 
-_TOP = {"title", "model", "video", "keyframe"}
-_MODEL = {"kind", "nonlinearity", "width", "dataset", "batch", "plane", "steps", "seed"}
+_TOP = {"title", "model", "plane", "video", "keyframe"}
 _VIDEO = {"size", "fps", "precision", "palette", "overlay", "quality", "mode"}
 _KEYFRAME = {"time", "center", "span"}
 
@@ -191,6 +194,11 @@ def _range(key: str) -> dict:
     return {"lo": lo, "hi": hi}
 
 
+def number_in_range(r: _Reader, v, key: str, *, integer: bool = False, where: str | None = None):
+    """``v`` checked as a number in ``key``'s range (:data:`RANGES`); ``where`` names it (default: ``key``)."""
+    return r.number(v, where or key, integer=integer, **_range(key))
+
+
 def _size(r: _Reader, size, where: str) -> tuple[int, int]:
     if not isinstance(size, list) or len(size) != 2:
         r.fail(where, f"expected [width, height], got {shown(size)}", "write size = [1280, 720]")
@@ -223,11 +231,14 @@ def load(path: str | Path) -> Scene:
         raise UserError("file not found", str(path), "check the path to the keyframe file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read file: {e}", str(path), "check the file") from None
-    return loads(text, path)
+    return loads(text, path, base=path.parent)
 
 
-def loads(text: str, name: str | Path) -> Scene:
-    """Parse and validate keyframe-file text; ``name`` (a file name) names it in errors."""
+def loads(text: str, name: str | Path, base: Path | None = None) -> Scene:
+    """Parse and validate keyframe-file text; ``name`` (a file name) names it in errors.
+    ``base``: the folder files it names (a data set, a Python module) are read
+    from; None reads none, and such a file must be one a keyframe file loaded
+    before named (:func:`zoomreel.kinds.read_beside`)."""
     path = Path(name)
     try:
         doc = tomllib.loads(text, parse_float=Decimal)
@@ -240,7 +251,7 @@ def loads(text: str, name: str | Path) -> Scene:
         raise UserError(f"malformed TOML: {msg}", f"{path.name}:{where}", "fix the TOML syntax") from None
     except ValueError as e:  # an integer longer than Python converts (sys.get_int_max_str_digits)
         raise _long_integer(text, path.name) or UserError(f"malformed TOML: {e}", f"{path.name}:toml", "fix the TOML syntax") from None
-    return validate(doc, path)
+    return validate(doc, path, base)
 
 
 def _long_integer(text: str, name: str) -> UserError | None:
@@ -271,42 +282,22 @@ def _long_integer(text: str, name: str) -> UserError | None:
     return None
 
 
-def validate(doc: dict, name: str | Path) -> Scene:
+def validate(doc: dict, name: str | Path, base: Path | None = None) -> Scene:
     """Validate an already parsed document (decimals as :class:`Decimal`), as :func:`load` does."""
-    return _validate(_Reader(Path(name)), doc)
+    return _validate(_Reader(Path(name)), doc, base)
 
 
-def _validate(r: _Reader, doc: dict) -> Scene:
+def _validate(r: _Reader, doc: dict, base: Path | None = None) -> Scene:
     r.keys(doc, _TOP, "")
     title = doc.get("title", r.path.stem)
     if not isinstance(title, str):
         r.fail("title", "title must be a string", 'write title = "..."')
 
     m = r.table(doc, "model")
-    r.keys(m, _MODEL, "model.")
     kind = r.choice(m.get("kind", "network"), "model.kind", KINDS)
-    if kind == "mandelbrot":
-        extra = sorted(set(m) - {"kind", "steps"})
-        if extra:
-            r.fail(f"model.{extra[0]}", f"'{extra[0]}' does not apply to the Mandelbrot set", 'a kind = "mandelbrot" model takes only steps (the iteration limit)')
-    nl = r.choice(m.get("nonlinearity", "tanh"), "model.nonlinearity", NONLINEARITIES)
-    width = r.number(m.get("width", 16), "model.width", integer=True, **_range("model.width"))
-    ds = m.get("dataset", Decimal("1.0"))
-    if isinstance(ds, str):
-        if ds != "single":
-            r.fail("model.dataset", f"unknown value {ds!r}", "use a positive number or \"single\"")
-    else:
-        ds = float(r.number(ds, "model.dataset", **_range("model.dataset")))
-    batch = m.get("batch", "full")
-    if isinstance(batch, str):
-        if batch != "full":
-            r.fail("model.batch", f"unknown value {batch!r}", 'use "full" or a minibatch size such as 16')
-    else:
-        batch = r.number(batch, "model.batch", integer=True, **_range("model.batch"))
-    plane = r.choice(m.get("plane", "lr-lr"), "model.plane", PLANES)
-    steps = r.number(m.get("steps", 500), "model.steps", integer=True, **_range("model.steps"))
-    seed = r.number(m.get("seed", 0), "model.seed", integer=True, **_range("model.seed"))
-    model = Model(kind=kind, nonlinearity=nl, width=width, dataset=ds, batch=batch, plane=plane, steps=steps, seed=seed)
+    spec = kinds.spec(kind)
+    plane = r.table(doc, "plane") if "plane" in doc else None
+    model = spec.parse(r, m, plane, base)
 
     v = r.table(doc, "video")
     r.keys(v, _VIDEO, "video.")
@@ -320,6 +311,7 @@ def _validate(r: _Reader, doc: dict) -> Scene:
     quality = r.number(v.get("quality", 18), "video.quality", integer=True, **_range("video.quality"))
     mode = r.choice(v.get("mode", "frames"), "video.mode", MODES)
     video = Video(size=size, fps=fps, precision=precision, palette=palette, overlay=overlay, quality=quality, mode=mode)
+    check_precision(model, precision, f"{r.name}:video.precision")
 
     kfs = doc.get("keyframe")
     if kfs is None or (isinstance(kfs, list) and not kfs):
@@ -355,4 +347,13 @@ def _validate(r: _Reader, doc: dict) -> Scene:
             f"end the path by {Decimal(FRAMES_MAX - 1) / fps:.6g} s or lower [video] fps",
         )
     preflight.check_keyframes(scene.model, scene.keyframes, scene.video.size, scene.path.name)
+    spec.check(model, out[0].center, r.name)
     return scene
+
+
+def check_precision(model: Model, precision: str, where: str) -> None:
+    """Refuse a precision the model's kind cannot train in."""
+    names = model.spec.arithmetics(model)
+    if precision != AUTO and names is not None and precision not in names:
+        raise UserError(f"{precision} cannot train this model ({kinds.describe(model)}): it trains in {' and '.join(names)} only",
+                        where, f'use precision = "{names[-1]}" (or "auto")')

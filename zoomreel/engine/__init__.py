@@ -12,7 +12,9 @@ One room per concern:
 - :mod:`.arith`: the arithmetics (precisions) the steps are written over;
 - :mod:`.dd`: double-double, the arithmetic past float64;
 - :mod:`.formulation`: the seam: one object per model kind and implementation;
-- :mod:`.network`, :mod:`.mandelbrot`: the formulations;
+- :mod:`.network`, :mod:`.mandelbrot`: the hand-written formulations;
+- :mod:`.generic`: every other model: jax.grad of its loss and an optimizer's update
+  (:mod:`.netproblem`: the network kind's loss for it);
 - :mod:`.fused`: the network's training segment as one GPU kernel (Pallas);
 - :mod:`.gpucode`: that kernel compiled for a GPU on any machine (a check, not a stage);
 - :mod:`.layout`: the row layout of a device's pixels;
@@ -30,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from ..model import ENGINE_VERSION, Model
-from . import config, dd, formulation, fused, mandelbrot, network  # noqa: F401  (registers the formulations, appends dd to LADDER)
+from . import config, dd, formulation, fused, generic, mandelbrot, network  # noqa: F401  (registers the formulations, appends dd to LADDER)
 from .arith import FLOAT32, FLOAT64, LADDER, arithmetic
 from .dd import DD_ARITH as DD
 from .config import compile_cache_dir, configure
@@ -43,7 +45,7 @@ from .scheduler import Counts, train_group
 
 __all__ = [
     "DD", "ENGINE_VERSION", "FLOAT32", "FLOAT64", "LADDER", "LAST", "MANDELBROT_ESCAPE", "RETIRE_V",
-    "SEGMENT_STEPS", "V_CAP", "Draws", "Formulation", "TrainResult", "arithmetic", "choose",
+    "SEGMENT_STEPS", "V_CAP", "Draws", "Formulation", "TrainResult", "arithmetic", "arithmetics_for", "choose",
     "compile_cache_dir", "configure", "default_chunk", "describe_kernel", "device_name", "draws", "implementation",
     "implementations", "mandelbrot_measure", "network_measure", "register", "train",
 ]
@@ -66,6 +68,12 @@ class TrainResult:
     retired_by_rule: int  # pixels retired by the formulation's rule (RETIRE_V for networks)
     implementation: str  # the formulation's implementation ("xla", ...)
     arithmetic: str  # the arithmetic's name
+
+
+def arithmetics_for(model: Model) -> list:
+    """The arithmetics of :data:`LADDER` that ``model`` can be trained in here, cheapest first."""
+    names = implementation(model).arithmetics(model)
+    return [A for A in LADDER if names is None or A.name in names]
 
 
 def implementation(model: Model, impl: str | None = None) -> Formulation:
@@ -105,6 +113,7 @@ def train(
     if hx.shape != hy.shape:
         raise ValueError("hx and hy must have the same shape")
     form = implementation(model, impl)
+    formulation.refuse_arithmetic(form, model, A)
     pol = policy(model, A.name, chunk, group)
     consts = form.consts(model, A)
     idx = form.schedule(model)

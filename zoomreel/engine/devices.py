@@ -6,8 +6,9 @@ the scheduler reads plain numbers.
 - chunk: pixels per jitted call. A network pixel works on (n x points)
   matrices, so 128 float32 pixels (64 in float64) keep a chunk's activations
   in a CPU core's cache (docs/benchmarks.md), and 32 dd pixels (their
-  products XLA materialises; 32 was the fastest of 8 to 64); a Mandelbrot pixel is two
-  scalars, so it takes far more. On a GPU the products run faster the larger
+  products XLA materialises; 32 was the fastest of 8 to 64); a kind may ask for
+  its own (:meth:`zoomreel.kinds.KindSpec.chunk`: a Mandelbrot pixel is two
+  scalars, so it takes far more). On a GPU the products run faster the larger
   the chunk, flattening out near 32768 pixels.
 - group: pixels trained together from the first step to the last. A group's
   starting state is built on the host (1 to 2 kB a pixel); on a CPU 16384
@@ -51,8 +52,9 @@ def default_chunk(model=None, dtype: str = "float32", platform: str | None = Non
     if env:
         return max(1, int(env))
     platform = platform or jax.devices()[0].platform
-    if model is not None and model.kind == "mandelbrot":
-        return 4096
+    hint = None if model is None else model.spec.chunk(model, dtype, platform)
+    if hint:
+        return hint
     if platform != "cpu":
         return 32768
     if dtype == "dd":

@@ -21,6 +21,13 @@ Formulations are registered by (kind, implementation). The scheduler asks
 GPU kernel, say) registers itself beside the XLA one, says where it suits and
 verifies that it works there,
 and names itself in the cache key through :attr:`Formulation.tag`.
+
+Each formulation also says which models it can train (:meth:`Formulation.supports`)
+and in which arithmetics (:meth:`Formulation.arithmetics`). By default that
+is what the model's kind calls native (:meth:`zoomreel.kinds.KindSpec.native`):
+the hand-written steps know only the paper's fields, so the choice never falls
+on one that would ignore a field (the generic step, :mod:`.generic`, trains
+every model of its kind).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import sys
 from typing import Any, Callable, NamedTuple
 
 from ..errors import UserError
+from ..kinds import describe
 
 
 class Segment(NamedTuple):
@@ -46,6 +54,14 @@ class Formulation:
     kind: str = ""
     impl: str = "xla"
     tag: str = ""  # added to cache keys when not empty: values differ by rounding
+
+    def supports(self, model) -> bool:
+        """Whether this formulation trains ``model`` as it is described (every field)."""
+        return model.spec.native(model)
+
+    def arithmetics(self, model) -> tuple[str, ...] | None:
+        """The arithmetics it trains ``model`` in (None: every one)."""
+        return model.spec.arithmetics(model)
 
     def suits(self, platform: str, model) -> bool:
         """Whether :func:`choose` may pick this implementation by default there
@@ -124,22 +140,40 @@ def choose(model, platform: str, impl: str | None = None) -> Formulation:
     """The formulation that trains ``model`` on ``platform``.
 
     ``impl`` (or the ZOOMREEL_KERNEL variable) forces an implementation for
-    the network kind; otherwise the first preferred one that applies, else XLA.
+    the network kind, where it trains the model; otherwise the first preferred
+    one that applies, else XLA, else the kind's first one that trains it.
     """
     forced = impl or _using.get() or os.environ.get(KERNEL_ENV, "").strip() or None
     if forced is not None and model.kind == "network":
         known = sorted({i for (k, i) in _REGISTRY if k == model.kind})
         if (model.kind, forced) not in _REGISTRY:
             raise UserError(f"unknown kernel {forced!r}", KERNEL_ENV, f"use one of {', '.join(known)}")
-        return _REGISTRY[(model.kind, forced)]
+        f = _REGISTRY[(model.kind, forced)]
+        if f.supports(model):
+            return f
+        if impl is not None or _using.get() is None:
+            fits = sorted(i for (k, i), g in _REGISTRY.items() if k == model.kind and g.supports(model))
+            raise UserError(f"the {forced} kernel trains only the paper's network (plain gradient descent)", KERNEL_ENV,
+                            f"use one of {', '.join(fits)} for this model, or unset {KERNEL_ENV}")
     for name in _PREFERENCE:
         f = _REGISTRY.get((model.kind, name))
-        if f is not None and f.suits(platform, model):
+        if f is not None and f.supports(model) and f.suits(platform, model):
             why = f.verify(model)
             if why is None:
                 return f
             _warn_fallback(f, why)
-    return _REGISTRY[(model.kind, "xla")]
+    f = _REGISTRY.get((model.kind, "xla"))
+    if f is not None and f.supports(model):
+        return f
+    return next(g for (k, _), g in _REGISTRY.items() if k == model.kind and g.supports(model))
+
+
+def refuse_arithmetic(f: Formulation, model, A, where: str = "precision") -> None:
+    """The one-line refusal of training ``model`` with ``f`` in arithmetic ``A`` when it cannot."""
+    names = f.arithmetics(model)
+    if names is not None and A.name not in names:
+        raise UserError(f"{A.name} cannot train this model ({describe(model)}): it trains in {' and '.join(names)} only",
+                        where, f'use precision = "{names[-1]}" (or "auto")')
 
 
 warned_fallbacks: set = set()

@@ -46,16 +46,22 @@ def _value(v) -> str:
 
 
 def model_table(model: Model) -> dict:
-    """The ``[model]`` keys that reproduce ``model`` (the Mandelbrot set takes only kind and steps)."""
-    if model.kind == "mandelbrot":
-        return {"kind": "mandelbrot", "steps": model.steps}
-    return {f.name: getattr(model, f.name) for f in fields(Model)}
+    """The ``[model]`` keys that reproduce ``model`` (its kind's spec says which)."""
+    return model.spec.table(model)
+
+
+def _key(k: str) -> str:
+    """A TOML key: bare, or quoted when it holds a dot (``"lr.0"``)."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _string(k)
 
 
 def compose(title: str, model: Model, video: Video, keyframes: list) -> str:
     """Keyframe-file text; ``keyframes``: items with ``time``, ``center`` [x, y] and ``span``."""
     lines = [f"title = {_string(title)}", "", "[model]"]
-    lines += [f"{k} = {_value(v)}" for k, v in model_table(model).items()]
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in model_table(model).items()]
+    plane = model.spec.plane_table(model)
+    if plane:
+        lines += ["", "[plane]"] + [f"{k} = {_value(v)}" for k, v in plane.items()]
     lines += ["", "[video]"]
     lines += [f"{f.name} = {_value(getattr(video, f.name))}" for f in fields(Video)]
     for k in keyframes:
