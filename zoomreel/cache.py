@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from . import atomic, kinds
 from .color import Q
 from .precision_names import ARITHMETICS
 from .errors import UserError
@@ -59,12 +59,12 @@ def _kernel(tag: str) -> dict:
 
 def frame_key(model: Model, view_fields: dict, dtype: str, kernel: str = "") -> str:
     arith = {"arithmetic": ARITHMETIC_VERSIONS[dtype]} if dtype in ARITHMETIC_VERSIONS else {}
-    return _digest({"model": model.key_fields(), "view": view_fields, "dtype": dtype, "engine": ENGINE_VERSION,
+    return _digest({"model": kinds.key_fields(model), "view": view_fields, "dtype": dtype, "engine": ENGINE_VERSION,
                     **arith, **_kernel(kernel)})
 
 
 def decision_key(model: Model, view_fields: dict, mode: str, kernel: str = "") -> str:
-    return _digest({"model": model.key_fields(), "view": view_fields, "mode": mode, "engine": ENGINE_VERSION, "probe": 1, **_kernel(kernel)})
+    return _digest({"model": kinds.key_fields(model), "view": view_fields, "mode": mode, "engine": ENGINE_VERSION, "probe": 1, **_kernel(kernel)})
 
 
 # -- verification: one function per record kind, shared by render and info

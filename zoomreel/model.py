@@ -3,7 +3,7 @@
 A :class:`Model` is a plain frozen record. It knows its derived sizes (number of
 parameters, training points) but nothing of JAX, files or colours. What each
 kind of model means (its fields, plane axes, cache key, arithmetics) is that
-kind's spec, in :mod:`zoomreel.kinds`.
+kind's spec, in :mod:`zoomreel.kinds` (which reads models; models know no specs).
 """
 
 from __future__ import annotations
@@ -58,12 +58,6 @@ class Model:
     data_bytes: bytes = field(default=b"", compare=False, repr=False)
 
     @property
-    def spec(self):
-        from . import kinds
-
-        return kinds.spec(self.kind)
-
-    @property
     def hidden(self) -> tuple:
         """The hidden layers' widths."""
         return self.widths or (self.width,)
@@ -88,22 +82,3 @@ class Model:
     def hyper(self, name: str, default=None):
         """A fixed hyperparameter's value from the file, else ``default``."""
         return dict(self.hypers).get(name, default)
-
-    @property
-    def plane_axes(self) -> tuple:
-        """The two :class:`zoomreel.kinds.Axis` of the plane (x, y)."""
-        return self.spec.axes(self)
-
-    @property
-    def axis_logs(self) -> tuple[bool, bool]:
-        """Per axis: True when its coordinate is log10 of the hyperparameter."""
-        return tuple(a.log for a in self.plane_axes)
-
-    @property
-    def log_axes(self) -> bool:
-        """True when both plane coordinates are log10 of the trained hyperparameters."""
-        return all(self.axis_logs)
-
-    def key_fields(self) -> dict:
-        """Everything about the model that changes pixels (for cache keys)."""
-        return self.spec.key_fields(self)

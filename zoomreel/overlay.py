@@ -11,12 +11,13 @@ from decimal import Decimal, localcontext
 
 import numpy as np
 
+from . import kinds
 from .model import Model
 from .path import PREC, View
 
 def axis_names(model: Model) -> tuple[str, str]:
     """The plane's axes as the overlay names them (the kind's spec says how)."""
-    x, y = model.plane_axes
+    x, y = kinds.axes(model)
     return x.label, y.label
 
 
@@ -32,7 +33,7 @@ def edges(view: View) -> tuple[tuple[Decimal, Decimal], tuple[Decimal, Decimal]]
 def digits_needed(model: Model, view: View, axis: int) -> int:
     """Significant digits that tell the two edges of ``axis`` (0: x, 1: y) apart."""
     span = float(view.span)
-    if model.axis_logs[axis]:
+    if kinds.axis_logs(model)[axis]:
         rel = span * math.log(10.0)
     else:
         mag = abs(float(view.center[axis])) + span
@@ -42,7 +43,7 @@ def digits_needed(model: Model, view: View, axis: int) -> int:
 
 def fmt(model: Model, coord: Decimal, digits: int, axis: int) -> str:
     with localcontext(prec=max(PREC, digits + 5)):
-        v = Decimal(10) ** coord if model.axis_logs[axis] else coord
+        v = Decimal(10) ** coord if kinds.axis_logs(model)[axis] else coord
         return f"{v:.{digits - 1}e}"
 
 
@@ -51,7 +52,7 @@ def labels(model: Model, view: View, first_span: Decimal) -> dict:
     (x0, x1), (y0, y1) = edges(view)
     nx, ny = axis_names(model)
     depth = math.log10(float(first_span) / float(view.span)) if view.span != first_span else 0.0
-    if model.axis_logs[0] == model.axis_logs[1]:  # one count for both, as the plane is one
+    if kinds.axis_logs(model)[0] == kinds.axis_logs(model)[1]:  # one count for both, as the plane is one
         dx = dy = max(digits_needed(model, view, 0), digits_needed(model, view, 1))
     else:
         dx, dy = digits_needed(model, view, 0), digits_needed(model, view, 1)

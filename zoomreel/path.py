@@ -15,6 +15,7 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 
 import numpy as np
 
+from . import kinds
 from .errors import UserError
 from .model import Model
 from .view import PREC, View
@@ -99,7 +100,7 @@ def hyper_axes(model: Model, view: View, A) -> tuple[np.ndarray, np.ndarray]:
     form (:meth:`zoomreel.engine.arith.FloatArithmetic.hypers`): 10**coord on
     a log axis, the coordinate itself on a linear one (the Mandelbrot plane)."""
     xs, ys = axis_coords(view)
-    lx, ly = model.axis_logs
+    lx, ly = kinds.axis_logs(model)
     return A.hypers(xs, lx), A.hypers(ys, ly)
 
 

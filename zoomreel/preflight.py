@@ -23,6 +23,7 @@ from decimal import Decimal, localcontext
 
 import numpy as np
 
+from . import kinds
 from .errors import UserError
 from .model import Model
 from .view import PREC, View
@@ -82,10 +83,10 @@ def check_keyframes(model: Model, keyframes, size: tuple[int, int], file_name: s
             with localcontext(prec=PREC):
                 half = (k.span / W * (W - 1) / 2, k.span / W * (H - 1) / 2)
                 ends = [c + sign * h for c, h in zip(k.center, half) for sign in (-1, 1)]
-            logs = model.axis_logs
+            logs = kinds.axis_logs(model)
             ok = all(_float64_holds(x, logs[k // 2]) for k, x in enumerate(ends))
         if not ok:
-            raise out_of_range(View(k.center, k.span, size).describe(), "float64", where + ".center", any(model.axis_logs))
+            raise out_of_range(View(k.center, k.span, size).describe(), "float64", where + ".center", any(kinds.axis_logs(model)))
 
 
 # -- views and plans (the engine's arithmetics)
@@ -101,7 +102,7 @@ def deepest_span(model: Model, view: View, A=None) -> float:
     """Smallest span at this size whose neighbouring pixels stay distinct in
     ``A`` (default: the deepest arithmetic of the ladder)."""
     A = A or _top()
-    return max(A.deepest_span((c,), view.size[0], log) for c, log in zip(view.center, model.axis_logs))
+    return max(A.deepest_span((c,), view.size[0], log) for c, log in zip(view.center, kinds.axis_logs(model)))
 
 
 def check_view(model: Model, view: View, where: str, A=None) -> None:
@@ -110,10 +111,10 @@ def check_view(model: Model, view: View, where: str, A=None) -> None:
 
     A = A or _top()
     hx, hy = hyper_axes(model, view, A)
-    lx, ly = model.axis_logs
+    lx, ly = kinds.axis_logs(model)
     positive = all(np.all(A.host_values(h) > 0) for h, log in ((hx, lx), (hy, ly)) if log)
     if not (A.finite(hx) and A.finite(hy) and positive):
-        raise out_of_range(view.describe(), A.name, where, any(model.axis_logs))
+        raise out_of_range(view.describe(), A.name, where, any(kinds.axis_logs(model)))
     if not (A.distinct(hx) and A.distinct(hy)):
         raise too_deep(_span_text(view.span), A.name, where, deepest_span(model, view, A))
 

@@ -181,6 +181,10 @@ class _Reader:
             self.fail(where, f"{shown(v)} is too small a magnitude", f"use 0 or a magnitude of at least 1e-{EXP_MAX}")
         return d
 
+    def ranged(self, v, key: str, *, integer: bool = False, where: str | None = None):
+        """``v`` checked as a number in ``key``'s range (:data:`RANGES`); ``where`` names it (default: ``key``)."""
+        return self.number(v, where or key, integer=integer, **_range(key))
+
     def choice(self, v, where: str, options):
         if not isinstance(v, str) or v not in options:
             near = difflib.get_close_matches(str(v), options, n=1)
@@ -192,11 +196,6 @@ class _Reader:
 def _range(key: str) -> dict:
     lo, hi = RANGES[key]
     return {"lo": lo, "hi": hi}
-
-
-def number_in_range(r: _Reader, v, key: str, *, integer: bool = False, where: str | None = None):
-    """``v`` checked as a number in ``key``'s range (:data:`RANGES`); ``where`` names it (default: ``key``)."""
-    return r.number(v, where or key, integer=integer, **_range(key))
 
 
 def _size(r: _Reader, size, where: str) -> tuple[int, int]:
@@ -353,7 +352,7 @@ def _validate(r: _Reader, doc: dict, base: Path | None = None) -> Scene:
 
 def check_precision(model: Model, precision: str, where: str) -> None:
     """Refuse a precision the model's kind cannot train in."""
-    names = model.spec.arithmetics(model)
+    names = kinds.spec(model.kind).arithmetics(model)
     if precision != AUTO and names is not None and precision not in names:
         raise UserError(f"{precision} cannot train this model ({kinds.describe(model)}): it trains in {' and '.join(names)} only",
                         where, f'use precision = "{names[-1]}" (or "auto")')

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import jax
 
+from .. import kinds
+
 SEGMENT_STEPS = 25
 
 
@@ -52,7 +54,7 @@ def default_chunk(model=None, dtype: str = "float32", platform: str | None = Non
     if env:
         return max(1, int(env))
     platform = platform or jax.devices()[0].platform
-    hint = None if model is None else model.spec.chunk(model, dtype, platform)
+    hint = None if model is None else kinds.spec(model.kind).chunk(model, dtype, platform)
     if hint:
         return hint
     if platform != "cpu":

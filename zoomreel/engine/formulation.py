@@ -39,7 +39,7 @@ import sys
 from typing import Any, Callable, NamedTuple
 
 from ..errors import UserError
-from ..kinds import describe
+from ..kinds import describe, spec
 
 
 class Segment(NamedTuple):
@@ -57,11 +57,11 @@ class Formulation:
 
     def supports(self, model) -> bool:
         """Whether this formulation trains ``model`` as it is described (every field)."""
-        return model.spec.native(model)
+        return spec(model.kind).native(model)
 
     def arithmetics(self, model) -> tuple[str, ...] | None:
         """The arithmetics it trains ``model`` in (None: every one)."""
-        return model.spec.arithmetics(model)
+        return spec(model.kind).arithmetics(model)
 
     def suits(self, platform: str, model) -> bool:
         """Whether :func:`choose` may pick this implementation by default there

@@ -25,7 +25,7 @@ double-double seam).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,22 +33,15 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from .. import kinds
 from .formulation import Formulation, Segment, register
 from .measure import NetworkMeasure
+from .netproblem import network_problem
 from .network import RETIRE_V
+from .problem import Problem
+from .pyproblem import python_problem
 
 ARITHMETICS = ("float32", "float64")
-
-
-class Problem(NamedTuple):
-    """What a pixel trains, as the generic step needs it."""
-
-    init: Callable  # hp -> params, a dict of arrays (top-level keys: parameter groups)
-    loss: Callable  # (params, data, hp) -> scalar: the recorded loss, and the gradient's without a minibatch
-    batch_loss: Callable | None  # (params, data, hp, idx) -> scalar: the gradient's loss on rows idx, or None
-    data: Any  # pytree of host arrays every pixel shares
-    defaults: dict  # name -> float: every hyperparameter's fixed value (defaults, then the file's)
-    schedule: Any = None  # (steps, batch) minibatch rows every pixel shares per step, or None
 
 
 class GenericState(NamedTuple):
@@ -57,9 +50,13 @@ class GenericState(NamedTuple):
     fresh: Any  # (N,) bool: not initialised yet
 
 
+# What each kind trains here: one builder per kind the generic step trains.
+PROBLEMS = {"network": network_problem, "python": python_problem}
+
+
 @functools.lru_cache(maxsize=8)
 def problem(model) -> Problem:
-    return model.spec.problem(model)
+    return PROBLEMS[model.kind](model)
 
 
 def _cast(tree, dtype):
@@ -71,7 +68,7 @@ def hypers(model, a, b, dtype) -> dict:
     """Per-pixel hyperparameters: every fixed value broadcast to a's shape, then the plane's two."""
     p = problem(model)
     hp = {k: jnp.full(a.shape, v, dtype) for k, v in p.defaults.items()}
-    (x, _), (y, _) = [(ax.name, ax.log) for ax in model.plane_axes]
+    x, y = (ax.name for ax in kinds.axes(model))
     hp[x], hp[y] = a.astype(dtype), b.astype(dtype)
     return hp
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import data as datasets
-from .generic import Problem
+from .problem import Problem
 from .randoms import draws
 
 

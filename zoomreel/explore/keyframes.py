@@ -14,6 +14,7 @@ import re
 from dataclasses import fields
 from decimal import Decimal
 
+from .. import kinds
 from ..model import Model
 from ..scene import Video
 
@@ -47,7 +48,7 @@ def _value(v) -> str:
 
 def model_table(model: Model) -> dict:
     """The ``[model]`` keys that reproduce ``model`` (its kind's spec says which)."""
-    return model.spec.table(model)
+    return kinds.spec(model.kind).table(model)
 
 
 def _key(k: str) -> str:
@@ -59,7 +60,7 @@ def compose(title: str, model: Model, video: Video, keyframes: list) -> str:
     """Keyframe-file text; ``keyframes``: items with ``time``, ``center`` [x, y] and ``span``."""
     lines = [f"title = {_string(title)}", "", "[model]"]
     lines += [f"{_key(k)} = {_value(v)}" for k, v in model_table(model).items()]
-    plane = model.spec.plane_table(model)
+    plane = kinds.spec(model.kind).plane_table(model)
     if plane:
         lines += ["", "[plane]"] + [f"{k} = {_value(v)}" for k, v in plane.items()]
     lines += ["", "[video]"]

@@ -215,6 +215,21 @@ def spec(kind: str) -> KindSpec:
     return _KINDS[kind]
 
 
+def axes(model) -> tuple[Axis, Axis]:
+    """The plane's two axes (x, y)."""
+    return spec(model.kind).axes(model)
+
+
+def axis_logs(model) -> tuple[bool, bool]:
+    """Per axis: True when its coordinate is log10 of the hyperparameter."""
+    return tuple(a.log for a in axes(model))
+
+
+def key_fields(model) -> dict:
+    """Everything about ``model`` that changes pixels (for cache keys)."""
+    return spec(model.kind).key_fields(model)
+
+
 def describe(model) -> str:
     """A model in a few words, for messages."""
     if model.kind == "python":

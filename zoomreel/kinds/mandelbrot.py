@@ -12,7 +12,6 @@ class Mandelbrot(KindSpec):
 
     def parse(self, r, m, plane, base):
         from ..model import Model
-        from ..scene import number_in_range
 
         extra = sorted(set(m) - {"kind", "steps"})
         if extra:
@@ -20,7 +19,7 @@ class Mandelbrot(KindSpec):
                    'a kind = "mandelbrot" model takes only steps (the iteration limit)')
         if plane is not None:
             r.fail("plane", "the Mandelbrot set's plane is fixed (Re c, Im c)", "remove the [plane] table")
-        return Model(kind="mandelbrot", steps=number_in_range(r, m.get("steps", 500), "model.steps", integer=True))
+        return Model(kind="mandelbrot", steps=r.ranged(m.get("steps", 500), "model.steps", integer=True))
 
     def axes(self, model):
         return Axis("re", False, "Re c"), Axis("im", False, "Im c")

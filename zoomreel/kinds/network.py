@@ -5,8 +5,9 @@ mean-field initialisation and scaling, Gaussian data, mean squared error,
 plain gradient descent with one learning rate per layer, in the lr-lr or
 init-lr plane. Those models (:meth:`Network.native`) train on the engine's
 hand-written step (XLA, the fused GPU kernel, double-double); every other
-network trains on the generic step (``jax.grad`` of :func:`problem`'s loss,
-then an optimizer's update, :mod:`zoomreel.engine.generic`).
+network trains on the generic step (``jax.grad`` of the loss below, then an
+optimizer's update: :mod:`zoomreel.engine.generic`, the loss in
+:mod:`zoomreel.engine.netproblem`).
 
 The forward pass, for hidden widths n_1..n_L, inputs X (points, d) and
 parameter groups "0".."L" (W_0: d x n_1, W_l: n_l x n_{l+1}, W_L: n_L x outputs):
@@ -64,7 +65,6 @@ class Network(KindSpec):
 
     def parse(self, r, m, plane, base):
         from ..model import NONLINEARITIES, PLANES, Model
-        from ..scene import number_in_range
 
         opt = r.choice(m.get("optimizer", "gd"), "model.optimizer", optimizers.names())
         if "width" in m and "widths" in m:
@@ -73,9 +73,9 @@ class Network(KindSpec):
             ws = m["widths"]
             if not isinstance(ws, list) or not 1 <= len(ws) <= LAYERS_MAX:
                 r.fail("model.widths", f"expected a list of 1 to {LAYERS_MAX} layer widths, got {shown(ws)}", "write widths = [32, 32]")
-            ws = tuple(number_in_range(r, w, "model.width", integer=True, where="model.widths") for w in ws)
+            ws = tuple(r.ranged(w, "model.width", integer=True, where="model.widths") for w in ws)
         else:
-            ws = (number_in_range(r, m.get("width", 16), "model.width", integer=True),)
+            ws = (r.ranged(m.get("width", 16), "model.width", integer=True),)
         hypers = self.hypers(opt, len(ws))
         allowed = BASE_KEYS | set(hypers)
         for k in flat(m):
@@ -111,13 +111,13 @@ class Network(KindSpec):
             if ds != "single":
                 r.fail("model.dataset", f"unknown value {ds!r}", "use a positive number or \"single\"")
         else:
-            ds = float(number_in_range(r, ds, "model.dataset"))
+            ds = float(r.ranged(ds, "model.dataset"))
         batch = m.get("batch", "full")
         if isinstance(batch, str):
             if batch != "full":
                 r.fail("model.batch", f"unknown value {batch!r}", 'use "full" or a minibatch size such as 16')
         else:
-            batch = number_in_range(r, batch, "model.batch", integer=True)
+            batch = r.ranged(batch, "model.batch", integer=True)
         shorthand = m.get("plane")
         if shorthand is not None:
             shorthand = r.choice(shorthand, "model.plane", PLANES)
@@ -129,8 +129,8 @@ class Network(KindSpec):
             kind="network", nonlinearity=nl, width=ws[0], widths=ws if len(ws) > 1 else (), dataset=ds, batch=batch,
             plane=named, axes=() if named else axes, optimizer=opt, init=init, data=data, loss=loss, residual=residual,
             hypers=fixed, data_hash=data_hash, data_bytes=data_bytes,
-            steps=number_in_range(r, m.get("steps", 500), "model.steps", integer=True),
-            seed=number_in_range(r, m.get("seed", 0), "model.seed", integer=True),
+            steps=r.ranged(m.get("steps", 500), "model.steps", integer=True),
+            seed=r.ranged(m.get("seed", 0), "model.seed", integer=True),
         )
 
     def _data(self, r, v, base: Path | None):
@@ -179,13 +179,6 @@ class Network(KindSpec):
         return out
 
     _DEFAULTS = {"optimizer": "gd", "init": "mean-field", "data": "gaussian", "loss": "mse", "residual": False}
-
-    # -- what the generic step trains (JAX from here on)
-
-    def problem(self, model):
-        from ..engine.netproblem import network_problem
-
-        return network_problem(model)
 
 
 def _scale(name: str) -> str:

@@ -25,7 +25,6 @@ class Python(KindSpec):
 
     def parse(self, r, m, plane, base):
         from ..model import Model
-        from ..scene import number_in_range
 
         name = m.get("module")
         if not isinstance(name, str) or not name.endswith(".py"):
@@ -39,7 +38,7 @@ class Python(KindSpec):
         own = pymodule.hypers(mod, name)
         defaults = pymodule.optimizer(mod, name)
         opt = r.choice(m.get("optimizer", defaults.get("optimizer", "gd")), "model.optimizer", optimizers.names())
-        seed = number_in_range(r, m.get("seed", 0), "model.seed", integer=True)
+        seed = r.ranged(m.get("seed", 0), "model.seed", integer=True)
         probe = {**{k: v for k, v in optimizers.hyper_defaults(opt).items() if v is not None}, **{k: d for k, (d, _) in own.items()}}
         groups = pymodule.check(mod, name, seed, probe)
         hypers = _hypers(opt, own, groups)
@@ -64,7 +63,7 @@ class Python(KindSpec):
         check_axes(r, axes, tuple(fixed.items()))
         return Model(kind="python", module=name, module_hash=pymodule.digest(text), source=text, optimizer=opt,
                      hypers=tuple(sorted(fixed.items())), axes=axes, plane="", width=0, dataset=0.0,
-                     steps=number_in_range(r, m.get("steps", 500), "model.steps", integer=True), seed=seed)
+                     steps=r.ranged(m.get("steps", 500), "model.steps", integer=True), seed=seed)
 
     def check(self, model, center, where):
         """The module once more, at the first keyframe's centre (the plane's values there)."""
@@ -108,19 +107,6 @@ class Python(KindSpec):
     def table(self, model):
         return {"kind": "python", "module": model.module, "optimizer": model.optimizer, "steps": model.steps,
                 "seed": model.seed, **dict(model.hypers)}
-
-    def problem(self, model):
-        from ..engine.generic import Problem
-
-        mod = self.module(model)
-        data = pymodule.data_of(mod, model.module, model.seed)
-        return Problem(
-            init=lambda hp: mod.init(model.seed, hp),
-            loss=lambda params, d, hp: mod.loss(params, d, hp),
-            batch_loss=None,
-            data=data,
-            defaults=self.values(model),
-        )
 
 
 def _decimal(v, name: str, key: str) -> Decimal:
