@@ -108,12 +108,12 @@ def train(
     """
     config.ensure()
     A = arithmetic(arith)
+    form = implementation(model, impl)
+    formulation.refuse_arithmetic(form, model, A)
     hx = np.ascontiguousarray(hx, dtype=np.float64).reshape((-1,) + A.host_shape)
     hy = np.ascontiguousarray(hy, dtype=np.float64).reshape((-1,) + A.host_shape)
     if hx.shape != hy.shape:
         raise ValueError("hx and hy must have the same shape")
-    form = implementation(model, impl)
-    formulation.refuse_arithmetic(form, model, A)
     pol = policy(model, A.name, chunk, group)
     consts = form.consts(model, A)
     idx = form.schedule(model)
