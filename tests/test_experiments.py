@@ -267,3 +267,24 @@ def test_a_model_carries_its_module_to_another_process(tmp_path):
             "print(engine.train(m, np.array([0.5]), np.array([1.0]), 'float64').values[0])")
     out = subprocess.run([sys.executable, "-c", code, str(blob)], capture_output=True, text=True, cwd=tmp_path, check=True)
     assert float(out.stdout) == pytest.approx(_quadratic_measure(0.5, 1.0, 30), rel=1e-12)
+
+
+def test_the_explorer_writes_an_experiment_back_as_it_was_read(tmp_path):
+    import json
+
+    from zoomreel.explore import keyframes, server
+
+    (tmp_path / "quad.py").write_text(QUADRATIC)
+    files = [
+        _scene(tmp_path, 'optimizer = "adam"\nwidths = [8, 8]\nbeta2 = 0.99\n"lr.2" = 0.5\nsteps = 20',
+               '[plane]\nx = "lr.0"\ny = "beta1"\ny_scale = "log"', name="a.toml", center=("-2", "-0.1"), span="1"),
+        _scene(tmp_path, 'kind = "python"\nmodule = "quad.py"\nsteps = 30\nlr = 0.2', '[plane]\nx = "curvature"\ny = "seed"'
+               .replace('"seed"', '"lr.w"'), name="p.toml", center=("0", "-1"), span="1"),
+    ]
+    for f in files:
+        s = scene.load(f)
+        text = keyframes.compose("t", s.model, s.video, [{"time": "0", "center": ["0", "-1"], "span": "1"}])
+        assert scene.loads(text, "k.toml").model == s.model, text
+        table = json.loads(json.dumps(keyframes.model_table(s.model)), parse_float=Decimal)
+        got, _, _ = server.parse_view({"model": table, "center": ["0", "-1"], "span": "1"}, "view")
+        assert got == s.model

@@ -59,10 +59,11 @@ def _key(k: str) -> str:
 def compose(title: str, model: Model, video: Video, keyframes: list) -> str:
     """Keyframe-file text; ``keyframes``: items with ``time``, ``center`` [x, y] and ``span``."""
     lines = [f"title = {_string(title)}", "", "[model]"]
-    lines += [f"{_key(k)} = {_value(v)}" for k, v in model_table(model).items()]
-    plane = kinds.spec(model.kind).plane_table(model)
-    if plane:
-        lines += ["", "[plane]"] + [f"{k} = {_value(v)}" for k, v in plane.items()]
+    table = model_table(model)
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    for k, v in table.items():  # the plane's axes, as a table of its own
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{_key(kk)} = {_value(vv)}" for kk, vv in v.items()]
     lines += ["", "[video]"]
     lines += [f"{f.name} = {_value(getattr(video, f.name))}" for f in fields(Video)]
     for k in keyframes:

@@ -98,12 +98,28 @@ class KindSpec:
         """The ``[model]`` keys that reproduce ``model`` (the explorer's keyframe writer)."""
         raise TypeError(f"{type(self).__name__} has no table")
 
-    def plane_table(self, model) -> dict | None:
-        """The ``[plane]`` table that reproduces ``model``'s axes (None: none needed)."""
-        if model.plane or not model.axes:
-            return None
-        (x, xs), (y, ys) = model.axes
-        return {"x": x, "y": y, "x_scale": xs, "y_scale": ys}
+
+
+def plane_of(model) -> dict:
+    """``{"plane": ...}``: the [model] table's plane key that reproduces
+    ``model``'s axes (a shorthand, or the [plane] table's keys as a table), or nothing."""
+    if model.plane:
+        return {"plane": model.plane}
+    if not model.axes:
+        return {}
+    (x, xs), (y, ys) = model.axes
+    return {"plane": {"x": x, "y": y, "x_scale": xs, "y_scale": ys}}
+
+
+def split_plane(r, m: dict, plane: dict | None):
+    """(the ``plane`` shorthand or None, the plane table or None): ``plane``
+    in [model] is a shorthand string, or the [plane] table's keys as a table."""
+    v = m.get("plane")
+    if isinstance(v, dict):
+        if plane is not None:
+            r.fail("model.plane", "both a plane table in [model] and a [plane] table", "keep the [plane] table")
+        return None, v
+    return v, plane
 
 
 def read_plane(r, plane: dict | None, hypers: dict, shorthand: str | None, shorthands: dict):
@@ -151,7 +167,7 @@ def flat(m: dict, prefix: str = "") -> dict:
     """A table with nested tables as dotted keys (``lr = {0 = 1}`` -> ``lr.0``)."""
     out = {}
     for k, v in m.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and not (prefix == "" and k == "plane"):
             out.update(flat(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v

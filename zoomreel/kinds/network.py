@@ -34,7 +34,7 @@ from pathlib import Path
 from .. import data as datasets
 from .. import optimizers
 from ..errors import shown
-from . import Axis, Hyper, KindSpec, check_axes, flat, read_hypers, read_plane
+from . import Axis, Hyper, KindSpec, check_axes, flat, plane_of, read_hypers, read_plane, split_plane
 
 INITS = ("mean-field", "he", "xavier")
 LOSSES = ("mse", "cross-entropy")
@@ -118,7 +118,7 @@ class Network(KindSpec):
                 r.fail("model.batch", f"unknown value {batch!r}", 'use "full" or a minibatch size such as 16')
         else:
             batch = r.ranged(batch, "model.batch", integer=True)
-        shorthand = m.get("plane")
+        shorthand, plane = split_plane(r, m, plane)
         if shorthand is not None:
             shorthand = r.choice(shorthand, "model.plane", PLANES)
         axes = read_plane(r, plane, hypers, shorthand, SHORTHANDS)
@@ -169,8 +169,7 @@ class Network(KindSpec):
             out["width"] = model.width
         if model.data == "gaussian":
             out.update(dataset=model.dataset, batch=model.batch)
-        if model.plane:
-            out["plane"] = model.plane
+        out.update(plane_of(model))
         out.update(steps=model.steps, seed=model.seed)
         for k in ("optimizer", "init", "data", "loss", "residual"):
             if getattr(model, k) != Network._DEFAULTS[k]:

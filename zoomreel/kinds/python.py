@@ -15,9 +15,10 @@ from decimal import Decimal
 
 from .. import optimizers, pymodule
 from ..errors import UserError, shown
-from . import Axis, Hyper, KindSpec, axis_value, check_axes, default_scale, flat, read_beside, read_hypers, read_plane
+from . import (Axis, Hyper, KindSpec, axis_value, check_axes, default_scale, flat, plane_of, read_beside, read_hypers,
+               read_plane, split_plane)
 
-BASE_KEYS = {"module", "steps", "seed", "optimizer"}
+BASE_KEYS = {"module", "steps", "seed", "optimizer", "plane"}
 
 
 class Python(KindSpec):
@@ -55,6 +56,9 @@ class Python(KindSpec):
                 near = difflib.get_close_matches(k, sorted(allowed), n=1)
                 r.fail(f"model.{k}", f"unknown key '{k}'", f"did you mean '{near[0]}'?" if near else
                        f"allowed keys: {', '.join(sorted(allowed))}")
+        shorthand, plane = split_plane(r, m, plane)
+        if shorthand is not None:
+            r.fail("model.plane", f"a python model has no plane {shorthand!r}", "name its axes in a [plane] table")
         if plane is None:
             r.fail("plane", "a python model has no default plane", 'add [plane] with x = "lr" and y = one of its hyperparameters')
         axes = read_plane(r, plane, hypers, None, {})
@@ -106,7 +110,7 @@ class Python(KindSpec):
 
     def table(self, model):
         return {"kind": "python", "module": model.module, "optimizer": model.optimizer, "steps": model.steps,
-                "seed": model.seed, **dict(model.hypers)}
+                "seed": model.seed, **dict(model.hypers), **plane_of(model)}
 
 
 def _decimal(v, name: str, key: str) -> Decimal:
