@@ -24,6 +24,14 @@ one 1920x1080 float32 frame of the view with the fused kernel (the first
 call compiles: on a GPU, warm it with a run of the same kernel before). The last line is
 `ratio float32-<kernel> <x> float64-<kernel> <y>` (the engine alone against
 the baseline; with --no-baseline, each kernel against the first).
+
+--optimizers times the paper's network trained by gradient descent on the
+hand-written step and on the generic one (jax.grad + optax), and by momentum
+and Adam (generic), on the same view in the same run: px-steps/s of the
+pixel-steps actually trained (early exit differs between optimizers), each
+as a ratio against the hand-written GD, and each pixel's state in bytes.
+--examples FILES also times each keyframe file's first keyframe (e.g.
+examples/*.toml) at --size, in float64.
 """
 
 from __future__ import annotations
@@ -118,8 +126,19 @@ def main():
     ap.add_argument("--no-baseline", action="store_true", help="skip the baseline (no ratio)")
     ap.add_argument("--hd", default="", metavar="KERNELS",
                     help="also train one 1920x1080 float32 frame of the view with each of these kernels (comma-separated)")
+    ap.add_argument("--optimizers", action="store_true", help="GD (hand-written, generic), momentum and Adam on the paper's network")
+    ap.add_argument("--examples", nargs="*", default=None, help="keyframe files whose first keyframe to time (float64)")
     a = ap.parse_args()
     from decimal import Decimal
+
+    if a.optimizers or a.examples is not None:
+        engine.configure()
+        print(bench.machine())
+        if a.optimizers:
+            optimizer_rates(a)
+        if a.examples:
+            example_rates(a)
+        return
 
     engine.configure()
     model = Model(steps=a.steps)
@@ -205,6 +224,57 @@ def main():
             print(f"1920x1080 float32 {k}: {t:.2f} s for {a.steps} steps, {executed(res, hx.size * model.steps, t, model, peaks and peaks['float32'])}", flush=True)
     if ratios:
         print("ratio " + " ".join(f"{k.replace(' ', '-')} {v:.2f}" for k, v in ratios.items()))
+
+
+def state_bytes(model, dtype: str, kernel: str) -> int:
+    """Bytes of one pixel's training state (parameters, optimizer state) in ``dtype``."""
+    form = engine.formulation.get(model.kind, kernel)
+    state = form.initial_state(model, np.zeros(4), engine.arithmetic(dtype))
+    return sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(state)) // 4
+
+
+OPTIMIZER_RUNS = [  # (name, model changes, kernel)
+    ("gd hand-written", {}, "xla"),
+    ("gd generic", {}, "generic"),
+    ("momentum 0.9", {"optimizer": "momentum", "hypers": (("momentum", 0.9),)}, "generic"),
+    ("adam", {"optimizer": "adam"}, "generic"),
+]
+
+
+def optimizer_rates(a):
+    from decimal import Decimal
+
+    cx, cy = (Decimal(v) for v in a.center.split(","))
+    view = path.View((cx, cy), Decimal(a.span), (a.size, a.size))
+    print(f"optimizers on the paper's network: grid {a.size}x{a.size}, {a.steps} steps, centre ({cx}, {cy}) span {a.span}; "
+          f"best of {a.repeats}; px-steps/s counts the pixel-steps trained (not those retired by early exit)")
+    ratios = {}
+    for dtype in a.dtypes.split(","):
+        base = None
+        for name, changes, kernel in OPTIMIZER_RUNS:
+            model = dataclasses.replace(Model(steps=a.steps), **changes)
+            hx, hy = path.pixel_hypers(model, view, engine.arithmetic(dtype))
+            engine.train(dataclasses.replace(model, steps=engine.SEGMENT_STEPS), hx, hy, dtype, impl=kernel)  # compile
+            runs = [engine_run(model, hx, hy, dtype, kernel) for _ in range(a.repeats)]
+            t, res = min(runs, key=lambda r: r[0])
+            rate = res.computed / t
+            base = base or rate
+            ratios[f"{dtype}-{name.split()[0]}-{kernel}"] = rate / base
+            print(f"{dtype} {name} ({kernel}): {rate:.3g} px-steps/s trained, {t:.2f} s, trained {res.computed / (hx.size * model.steps):.0%} "
+                  f"of the pixel-steps; ratio {rate / base:.2f} against hand-written GD; state {state_bytes(model, dtype, kernel)} bytes/pixel",
+                  flush=True)
+    print("ratio " + " ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+
+
+def example_rates(a):
+    for f in a.examples:
+        sc = scene.load(f)
+        k = sc.keyframes[0]
+        view = path.View(k.center, k.span, (a.size, a.size))
+        work.train_view(sc.model, path.View(k.center, k.span, (8, 8)), "float64")  # compile
+        t, got = timed(lambda: work.train_view(sc.model, view, "float64"))
+        print(f"{f}: {a.size}x{a.size}, {sc.model.steps} steps, float64: {view.pixels * sc.model.steps / t:.3g} px-steps/s "
+              f"(frame, {t:.2f} s; kernel {engine.implementation(sc.model).impl})", flush=True)
 
 
 if __name__ == "__main__":

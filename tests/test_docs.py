@@ -50,6 +50,8 @@ NOT_OURS = {
     "RAY_AUTH_MODE": "Ray's token authentication",
     "OMP_NUM_THREADS": "OpenMP's thread count, which Ray sets for its tasks",
     "CUDA_VISIBLE_DEVICES": "CUDA's device selection, which Ray sets for its tasks",
+    "HYPERS": "what a user's Python module defines (zoomreel.pymodule reads it)",
+    "OPTIMIZER": "what a user's Python module defines (zoomreel.pymodule reads it)",
 }
 
 # Top-level folders whose paths the docs name as files of this repository.
