@@ -111,12 +111,23 @@ def data_of(mod, name: str, seed: int):
                         "return NumPy arrays (in a dict or tuple)") from None
 
 
+_CHECKED: dict = {}  # (module, seed, hp) -> the parameter groups: the explorer checks a view's model per request
+
+
 def check(mod, name: str, seed: int, hp: dict) -> tuple:
     """Run the module once at hyperparameters ``hp`` (floats): data, init, loss
     and its gradient, in float64. Returns the parameter groups; any problem
     (an exception, a missing or non-dict result, a loss that is not a finite
     positive scalar, a gradient of the wrong shape or not finite) is one
-    UserError naming the module, before anything trains."""
+    UserError naming the module, before anything trains. A check that passed
+    is not run again (the module's source is in its name)."""
+    key = (mod.__name__, name, seed, tuple(sorted(hp.items())))
+    if key not in _CHECKED:
+        _CHECKED[key] = _check(mod, name, seed, hp)
+    return _CHECKED[key]
+
+
+def _check(mod, name: str, seed: int, hp: dict) -> tuple:
     from .engine import config
 
     config.ensure()
