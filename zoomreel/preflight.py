@@ -92,16 +92,17 @@ def check_keyframes(model: Model, keyframes, size: tuple[int, int], file_name: s
 # -- views and plans (the engine's arithmetics)
 
 
-def _top():
+def _top(model: Model):
+    """The deepest arithmetic ``model`` trains in (dd, or float64 for the generic step)."""
     from . import engine
 
-    return engine.LADDER[-1]
+    return engine.arithmetics_for(model)[-1]
 
 
 def deepest_span(model: Model, view: View, A=None) -> float:
     """Smallest span at this size whose neighbouring pixels stay distinct in
     ``A`` (default: the deepest arithmetic of the ladder)."""
-    A = A or _top()
+    A = A or _top(model)
     return max(A.deepest_span((c,), view.size[0], log) for c, log in zip(view.center, kinds.axis_logs(model)))
 
 
@@ -109,7 +110,7 @@ def check_view(model: Model, view: View, where: str, A=None) -> None:
     """Refuse a view that arithmetic ``A`` (default: the deepest) cannot train."""
     from .path import hyper_axes
 
-    A = A or _top()
+    A = A or _top(model)
     hx, hy = hyper_axes(model, view, A)
     lx, ly = kinds.axis_logs(model)
     positive = all(np.all(A.host_values(h) > 0) for h, log in ((hx, lx), (hy, ly)) if log)
@@ -127,7 +128,7 @@ def check_tiles(model: Model, tiles, where: str, span, width: int) -> None:
 
     if not tiles:
         return
-    A = _top()
+    A = _top(model)
     top = max(t.level for t in tiles)
     for t in (t for t in tiles if t.level == top):
         v = t.view()

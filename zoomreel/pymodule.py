@@ -6,7 +6,7 @@ folder once (:mod:`zoomreel.kinds`), then travels inside the model (to Ray
 workers too); it is executed from that text, never read again, and the
 cache key holds its hash.
 
-The module defines (docs/experiments.md):
+The module defines (docs/format.md, "The python kind"):
 
 - ``HYPERS`` (optional): name -> {"default": number, "scale": "log"|"linear"};
 - ``OPTIMIZER`` (optional): defaults for the [model] keys of the optimizer
@@ -29,7 +29,7 @@ import types
 
 from .errors import UserError
 
-FIX = "fix the module (docs/experiments.md says what it defines)"
+FIX = "fix the module (docs/format.md, \"The python kind\", says what it defines)"
 
 
 def digest(source: str) -> str:
@@ -53,7 +53,7 @@ def load(source: str, name: str) -> types.ModuleType:
         raise UserError(f"loading the module raised {_said(e)}", name, FIX) from None
     for fn in ("init", "loss"):
         if not callable(getattr(mod, fn, None)):
-            raise UserError(f"the module defines no function {fn}()", name, f"define {fn}(...) (docs/experiments.md)")
+            raise UserError(f"the module defines no function {fn}()", name, f"define {fn}(...) (docs/format.md, \"The python kind\")")
     if getattr(mod, "data", None) is not None and not callable(mod.data):
         raise UserError("data is not a function", name, "define data(seed) returning the arrays every pixel shares")
     return mod

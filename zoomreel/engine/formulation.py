@@ -173,7 +173,7 @@ def refuse_arithmetic(f: Formulation, model, A, where: str = "precision") -> Non
     names = f.arithmetics(model)
     if names is not None and A.name not in names:
         raise UserError(f"{A.name} cannot train this model ({describe(model)}): it trains in {' and '.join(names)} only",
-                        where, f'use precision = "{names[-1]}" (or "auto")')
+                        where, f'use precision = "{names[-1]}"')
 
 
 warned_fallbacks: set = set()
