@@ -29,7 +29,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from . import dimension, locate
+from . import dimension, kinds, locate
 from .plan import make_plan
 from .scene import Keyframe, Scene
 from .view import View
@@ -50,8 +50,8 @@ PAPER = {
 
 def condition(model) -> str | None:
     """The Table 1 condition a model is, or None when it is none of them."""
-    if model.kind != "network" or model.width != 16:
-        return None
+    if model.kind != "network" or model.width != 16 or not kinds.spec("network").native(model):
+        return None  # another optimizer, network, data or plane is none of the paper's conditions
     if model.plane == "init-lr":
         return "init-lr" if model.nonlinearity == "tanh" and model.batch == "full" and model.dataset == 1.0 else None
     if model.nonlinearity in ("identity", "relu"):
