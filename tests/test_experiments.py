@@ -288,3 +288,16 @@ def test_the_explorer_writes_an_experiment_back_as_it_was_read(tmp_path):
         table = json.loads(json.dumps(keyframes.model_table(s.model)), parse_float=Decimal)
         got, _, _ = server.parse_view({"model": table, "center": ["0", "-1"], "span": "1"}, "view")
         assert got == s.model
+
+
+def test_a_data_file_is_keyed_by_its_bytes_not_its_name(tmp_path):
+    x = np.random.default_rng(2).normal(size=(20, 3))
+    for name in ("a.npz", "b.npz"):
+        np.savez(tmp_path / name, X=x, y=x[:, :1])
+    a, b = (scene.load(_scene(tmp_path, f'data = "{n}"\nsteps = 20', name=f"{n}.toml")).model for n in ("a.npz", "b.npz"))
+    assert kinds.key_fields(a) == kinds.key_fields(b)
+    np.savez(tmp_path / "b.npz", X=x, y=x[:, 1:2])
+    b = scene.load(_scene(tmp_path, 'data = "b.npz"\nsteps = 20', name="b2.toml")).model
+    assert kinds.key_fields(a) != kinds.key_fields(b)
+    fixed = scene.load(_scene(tmp_path, '"init.offset" = -0.5\nsteps = 20', name="o.toml")).model
+    assert fixed.hyper("init.offset") == -0.5 and engine.implementation(fixed).impl == "generic"

@@ -77,6 +77,8 @@ class KindSpec:
         for k, v in EXTRA_DEFAULTS.items():
             if d[k] == v:
                 d.pop(k)
+        if d.get("data_hash"):  # a data file: its bytes matter, not where it was
+            d["data"] = "npz"
         if d["dataset"] != "single":
             d["dataset"] = float(d["dataset"])
         return d
@@ -157,7 +159,7 @@ def read_hypers(r, m: dict, hypers: dict) -> tuple:
             continue
         d = r.number(v, f"model.{k}")
         f = float(d)
-        if hypers[k].scale == "log" and f <= 0:
+        if default_scale(k) == "log" and f <= 0:  # a rate, eps, clip or decay
             r.fail(f"model.{k}", f"{k} must be positive, got {d}", "use a value greater than 0")
         out[k] = f
     return tuple(sorted(out.items()))
