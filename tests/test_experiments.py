@@ -14,7 +14,6 @@ from zoomreel.errors import UserError
 from zoomreel.model import Model
 from zoomreel.view import View
 
-STANDARD = View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (32, 32))
 
 
 def _scene(tmp_path, model: str, plane: str = "", video: str = "", name="s.toml", center=("1.5", "1.5"), span="9"):
@@ -53,15 +52,22 @@ def test_optimizers_match_a_numpy_reference(optimizer, hp):
 @pytest.mark.slow
 def test_the_generic_step_agrees_with_the_hand_written_one():
     """The paper's network through jax.grad + optax GD: the same class as the
-    hand-written step on at least 99.9 % of the standard view."""
+    hand-written step on at least 99.9 % of the standard view (48 x 48, the
+    size of the paper's precision measurements), and every pixel where they
+    part is one the hand-written step itself flips when its learning rates
+    move by 4 ulps (undetermined in float64)."""
     for m in (Model(steps=100), Model(steps=100, plane="init-lr", nonlinearity="relu")):
-        view = STANDARD if m.plane == "lr-lr" else View((Decimal(0), Decimal("1.5")), Decimal(9), (32, 32))
+        center = (Decimal("1.5"), Decimal("1.5")) if m.plane == "lr-lr" else (Decimal(0), Decimal("1.5"))
+        view = View(center, Decimal(9), (48, 48))
         hx, hy = path.pixel_hypers(m, view, engine.FLOAT64)
         hand = engine.train(m, hx, hy, "float64")
         generic = engine.train(m, hx, hy, "float64", impl="generic")
         assert (hand.implementation, generic.implementation) == ("xla", "generic")
-        assert np.mean(np.sign(hand.values) == np.sign(generic.values)) >= 0.999
-        assert np.all(np.sign(hand.values) != 0) and len(set(np.sign(hand.values))) == 2
+        part = np.sign(hand.values) != np.sign(generic.values)
+        assert 1 - part.mean() >= 0.999
+        assert len(set(np.sign(hand.values))) == 2
+        nudged = engine.train(m, engine.FLOAT64.nudge(hx, 4), engine.FLOAT64.nudge(hy, 4), "float64").values
+        assert np.all(np.sign(nudged[part]) != np.sign(hand.values[part]))
 
 
 def test_gd_written_as_the_generic_model_matches_the_paper_reference():
