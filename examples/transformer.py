@@ -59,7 +59,7 @@ def init(seed, hp):
 
 
 def loss(params, data, hp):
-    tokens = data["tokens"]
+    tokens = data["tokens"].astype(jnp.int32)  # whatever dtype the data arrive in
     e = params["embed"]
     h = e["tokens"][tokens] + e["positions"][None, :, :]  # (sequences, length, width)
     causal = jnp.tril(jnp.ones((LENGTH, LENGTH), dtype=bool))
