@@ -110,35 +110,73 @@ def _ratio(ref, diff, total):
 
 
 class PerturbMeasure:
-    """The network measure from float64 loss differences: the reference's
-    loss (double-double) is added to each, and :class:`NetworkMeasure` takes
-    the measure in double-double. Also gathers each pixel's glitch flag."""
+    """The network measure from float64 loss differences.
 
-    def __init__(self, steps: int, n: int, ref_loss: np.ndarray):
+    The values: the reference's loss (double-double) is added to each
+    difference and :class:`NetworkMeasure` sums v_t in double-double. The
+    class: the mean of the last LAST values of v_t is below 1 exactly when
+    (sum of the last LAST L_t) - LAST L_0 < 0, and that is the reference's
+    part of it, exact before rounding (``orbit.tail``), plus the pixel's,
+    sum of its last LAST differences less LAST times its first, summed in
+    double-double: neither part cancels against the reference's size, so
+    the class stays exact far below what a double-double v_t resolves. A
+    pixel with a capped value among its last LAST diverged. Also gathers
+    each pixel's glitch flag.
+    """
+
+    def __init__(self, steps: int, n: int, orbit):
         self.inner = NetworkMeasure(steps, n, parts=2)
-        self.ref = ref_loss
+        self.ref = orbit.loss
+        self.tail = orbit.tail
         self.glitched = np.zeros(n, dtype=bool)
+        self.first_tail = self.inner.first_tail
+        self.count = steps - self.first_tail
+        self.d0 = np.full(n, np.nan)
+        self.s = np.zeros((n, 2))  # sum of the last differences less count * the first, double-double
+        self.capped = np.zeros(n, dtype=bool)
 
     def add(self, t: int, ids: np.ndarray, rec: np.ndarray) -> None:
         rec = np.asarray(rec, dtype=np.float64)
         k = rec.shape[0]
-        with np.errstate(invalid="ignore"):
-            self.glitched[ids] |= (rec[..., 1] > 0).any(axis=0)
         D = DDMeasureMath
-        rh, rl = self.ref[t : t + k, 0][:, None], self.ref[t : t + k, 1][:, None]
         with np.errstate(all="ignore"):
+            self.glitched[ids] |= (rec[..., 1] > 0).any(axis=0)
+            rh, rl = self.ref[t : t + k, 0][:, None], self.ref[t : t + k, 1][:, None]
             s, e = D.two_sum(rh, rec[..., 0])
             hi, lo = D.quick_two_sum(s, e + rl)
+        if t == 0:
+            self.d0[ids] = rec[0, :, 0]
+            sh, sl = D.two_prod(-float(self.count), self.d0[ids])
+            self.s[ids, 0], self.s[ids, 1] = sh, sl
         self.inner.add(t, ids, np.stack([hi, lo], axis=-1))
+        acc = self.s[ids]
+        with np.errstate(all="ignore"):
+            for j in range(k):
+                if t + j >= self.first_tail:
+                    d = rec[j, :, 0]
+                    acc[:, 0], acc[:, 1] = D.add(acc[:, 0], acc[:, 1], d, np.zeros_like(d))
+                    l0h, l0l = self.inner.l0[ids, 0], self.inner.l0[ids, 1]
+                    vh, vl = D.div(hi[j], lo[j], l0h, l0l)
+                    self.capped[ids] |= ~(np.isfinite(vh) & np.isfinite(vl)) | D.greater(vh, vl, V_CAP)
+        self.s[ids] = acc
 
     def retire(self, ids, t):
+        if t < self.inner.steps:
+            self.capped[ids] = True
         self.inner.retire(ids, t)
 
     def past(self, ids, limit):
         return self.inner.past(ids, limit)
 
     def result(self):
-        return self.inner.result()
+        values = self.inner.result()
+        if not np.isfinite(self.tail):  # the reference retired: its survivors are glitched
+            return values
+        D = DDMeasureMath
+        th, tl = D.add(self.s[:, 0], self.s[:, 1], np.full(len(values), self.tail), np.zeros(len(values)))
+        converged = ~self.capped & D.less(th, tl, 0.0)
+        sums = self.inner.sums
+        return np.where(converged, -sums[0, :, 0], sums[1, :, 0])
 
 
 class PerturbNetwork(Formulation):
@@ -181,7 +219,7 @@ class PerturbNetwork(Formulation):
         return NetworkDiff(w0, np.zeros((N, n)), np.full(N, np.nan))
 
     def measure(self, steps, n, A):
-        self.last_measure = PerturbMeasure(steps, n, self.orbit.loss)
+        self.last_measure = PerturbMeasure(steps, n, self.orbit)
         return self.last_measure
 
     def retire(self, measure, ids):

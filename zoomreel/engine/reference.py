@@ -16,7 +16,11 @@ to 1e15 until a run is retired, so a fixed binary point loses nothing.
 
 What leaves this module, per step t before its update: the reference's
 weights rounded to float64, and its loss as a double-double (hi, lo), which
-the measure adds to each pixel's float64 difference. A reference whose
+the measure adds to each pixel's float64 difference; and, computed exactly
+before it is rounded, the quantity the converged test compares with zero
+(``tail``): the sum of the last LAST losses less LAST times the first. Past
+a span of about 1e-30 a pixel's class can hang on digits that no
+double-double holds. A reference whose
 normalised loss passes ``RETIRE_V`` (or the Mandelbrot escape radius) stops
 there: its later rows are NaN, and a pixel still alive then is redone from
 another reference (:mod:`.perturb`).
@@ -32,7 +36,7 @@ from fractions import Fraction
 import numpy as np
 from mpmath import libmp
 
-from .measure import MANDELBROT_ESCAPE
+from .measure import LAST, MANDELBROT_ESCAPE
 
 # Measured digits a chaotic run loses per step (docs/precision.md: about 0.08
 # on the boundary, by dd and float64 against mpmath); the budget takes 0.1.
@@ -57,6 +61,7 @@ class NetworkOrbit:
     w1: np.ndarray  # (T, n) output-layer weights
     loss: np.ndarray  # (T, 2) the loss as a double-double (hi, lo); NaN after ``valid``
     valid: int  # steps with a loss (T unless the reference was retired)
+    tail: float  # sum of the last LAST losses less LAST times the first, exactly then rounded (NaN if retired)
     lr0: float  # the reference's learning rates, rounded to float64
     lr1: float
     digits: int
@@ -165,6 +170,7 @@ def network_orbit(model, draws, hx: Decimal, hy: Decimal, digits: int, retire_v:
     loss = np.full((T, 2), np.nan)
     first = None
     valid = T
+    kept = []
     for t in range(T):
         w0s[t], w1s[t] = _floats(W0, F), _floats(W1, F)
         z = ((X @ W0) >> F) * c_isn >> F  # (P, n)
@@ -182,6 +188,7 @@ def network_orbit(model, draws, hx: Decimal, hy: Decimal, digits: int, retire_v:
         r = out - Y
         L = (r @ r >> F) // P
         loss[t] = _dd(L, F)
+        kept.append(L)
         if first is None:
             first = L
         if not L <= retire_v * first:  # retired: the engine's rule
@@ -195,7 +202,11 @@ def network_orbit(model, draws, hx: Decimal, hy: Decimal, digits: int, retire_v:
         dw0 = ((xg.T @ dz) >> F) * c_isn >> F  # (n, n)
         W0 = W0 - (L0 * dw0 >> F)
         W1 = W1 - (L1 * dw1 >> F)
-    return NetworkOrbit(w0s, w1s, loss, valid, float(lr0), float(lr1), digits)
+    tail = math.nan
+    if valid == T:
+        start = max(0, T - LAST)
+        tail = _to_float(sum(kept[start:]) - (T - start) * kept[0], F)
+    return NetworkOrbit(w0s, w1s, loss, valid, tail, float(lr0), float(lr1), digits)
 
 
 def mandelbrot_orbit(cx: Decimal, cy: Decimal, steps: int, digits: int) -> MandelbrotOrbit:
