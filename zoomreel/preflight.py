@@ -103,14 +103,36 @@ def deepest_span(model: Model, view: View, A=None) -> float:
     return A.deepest_span(view.center, view.size[0], model.log_axes)
 
 
-def check_view(model: Model, view: View, where: str, A=None) -> None:
-    """Refuse a view that arithmetic ``A`` (default: the deepest) cannot train."""
+def _perturbs(model: Model) -> bool:
+    """Whether perturbation trains ``model``: then no arithmetic's depth limits a view."""
+    from .engine import perturb
+
+    return perturb.supports(model)
+
+
+def check_range(model: Model, view: View, where: str, A=None) -> None:
+    """Refuse a view whose hyperparameters ``A`` (default: float64) cannot hold."""
+    from . import engine
     from .path import hyper_axes
 
-    A = A or _top()
+    A = A or engine.FLOAT64
     hx, hy = hyper_axes(model, view, A)
     if not (A.finite(hx) and A.finite(hy) and (np.all(A.host_values(hx) > 0) if model.log_axes else True)):
         raise out_of_range(view.describe(), A.name, where, model.log_axes)
+
+
+def check_view(model: Model, view: View, where: str, A=None) -> None:
+    """Refuse a view that arithmetic ``A`` (default: the deepest, or
+    perturbation where it trains the model, which any depth the view's
+    decimals separate suits) cannot train."""
+    from .path import hyper_axes
+
+    if A is None and _perturbs(model):
+        check_range(model, view, where)
+        return
+    A = A or _top()
+    check_range(model, view, where, A)
+    hx, hy = hyper_axes(model, view, A)
     if not (A.distinct(hx) and A.distinct(hy)):
         raise too_deep(_span_text(view.span), A.name, where, deepest_span(model, view, A))
 
@@ -121,7 +143,7 @@ def check_tiles(model: Model, tiles, where: str, span, width: int) -> None:
     from . import pyramid
     from .path import hyper_axes
 
-    if not tiles:
+    if not tiles or _perturbs(model):
         return
     A = _top()
     top = max(t.level for t in tiles)

@@ -80,7 +80,8 @@ def frame_summary(t: Decimal, res: ViewResult, model) -> str:
     W, H = res.view.size
     rate = W * H * model.steps / max(res.seconds, 1e-9)
     d = res.decision
+    redone = "" if d.redone is None else f" redone {d.redone:.1%}"
     return (
-        f"t={t}s {res.view.describe()} size {W}x{H} {d.dtype} resolved {d.resolved:.1%} "
+        f"t={t}s {res.view.describe()} size {W}x{H} {d.dtype} resolved {d.resolved:.1%}{redone} "
         f"{res.seconds:.2f} s {rate:.3g} pixel-steps/s, kernel {engine.describe_kernel(model, d.dtype)}"
     )
