@@ -121,6 +121,29 @@ def check_range(model: Model, view: View, where: str, A=None) -> None:
         raise out_of_range(view.describe(), A.name, where, model.log_axes)
 
 
+DECIMALS = f"{PREC}-digit decimals"  # what places the pixels of a view that perturbation trains
+
+
+def decimals_deepest_span(view: View) -> float:
+    """Smallest span at this size whose pixel centres stay two units of the
+    path's last decimal digit apart (:data:`zoomreel.view.PREC` digits)."""
+    worst = 0.0
+    for c in view.center:
+        lead = c.adjusted() if c != 0 else -300
+        worst = max(worst, 2.0 * 10.0 ** (lead - (PREC - 1)))
+    return worst * view.size[0]
+
+
+def check_decimals(view: View, where: str) -> None:
+    """Refuse a view whose pixel centres the path's decimals cannot tell apart
+    (perturbation has no depth of its own: the reference takes the digits it needs)."""
+    from .path import axis_coords
+
+    xs, ys = axis_coords(view)
+    if not (all(a < b for a, b in zip(xs, xs[1:])) and all(a < b for a, b in zip(ys, ys[1:]))):
+        raise too_deep(_span_text(view.span), DECIMALS, where, decimals_deepest_span(view))
+
+
 def check_view(model: Model, view: View, where: str, A=None) -> None:
     """Refuse a view that arithmetic ``A`` (default: the deepest, or
     perturbation where it trains the model, which any depth the view's
@@ -129,6 +152,7 @@ def check_view(model: Model, view: View, where: str, A=None) -> None:
 
     if A is None and _perturbs(model):
         check_range(model, view, where)
+        check_decimals(view, where)
         return
     A = A or _top()
     check_range(model, view, where, A)
