@@ -175,3 +175,56 @@ def test_supported_models():
         kind, nonlinearity, plane, optimizer = "network", "tanh", "lr-lr", "adam"
 
     assert not perturb.supports(WithOptimizer())
+
+
+DEEP_SCENE = """
+[model]
+nonlinearity = "tanh"
+width = 8
+steps = 40
+seed = 0
+[video]
+size = [16, 16]
+precision = "{precision}"
+{extra}
+[[keyframe]]
+time = 0.0
+center = ["{x}", "{y}"]
+span = {span}
+"""
+
+
+def test_a_frame_past_float64_is_perturbed_and_says_how_much_was_redone(tmp_path):
+    import subprocess
+    import sys
+
+    toml = tmp_path / "deep.toml"
+    toml.write_text(DEEP_SCENE.format(precision="auto", extra="", x=DEEP[0], y=DEEP[1], span="1e-40"))
+    npy = tmp_path / "deep.npy"
+    done = subprocess.run([sys.executable, "-m", "zoomreel", "frame", str(toml), "--time", "0", "--npy", str(npy)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert " perturb resolved " in done.stdout and " redone 0.0% " in done.stdout, done.stdout
+    raw = np.load(npy)
+    assert (raw < 0).any() and (raw > 0).any()
+    # the probe's pixels and the rest, trained apart, are the frame trained at once, bit for bit
+    whole = perturb.train_view(CONDITIONS["tanh"][0], View(DEEP, Decimal("1e-40"), (16, 16))).values
+    np.testing.assert_array_equal(raw.ravel(), whole)
+
+
+@pytest.mark.slow
+def test_pyramid_tiles_by_perturbation(tmp_path):
+    from zoomreel import plan as plan_
+    from zoomreel import scene, work
+
+    toml = tmp_path / "p.toml"
+    toml.write_text(DEEP_SCENE.format(precision="perturb", extra='mode = "pyramid"', x=DEEP[0], y=DEEP[1],
+                                      span="1e-9"))
+    plan = plan_.make_plan(scene.load(toml), out=tmp_path / "o")
+    tiles = work.train_tiles(plan, None)
+    assert tiles.trained >= 1
+    for t in plan.tiles():
+        got = tiles.units.fetch(t)
+        assert got.record["dtype"] == "perturb" and got.record["decision"]["redone"] is not None
+        f64 = work.train_view(plan.scene.model, t.view(), "float64").raw
+        assert np.mean((got.raw > 0) == (f64 > 0)) >= 0.99

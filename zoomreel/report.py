@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from . import preflight, pyramid
 from .plan import Plan
-from .precision_names import ARITHMETICS
+from .precision_names import DTYPES
 from .work import FrameUnits, TileUnits, ViewResult
 
 
@@ -27,7 +27,7 @@ def info(plan: Plan) -> dict:
         units, ids = TileUnits.of_plan(plan), plan.tiles()
     else:
         units, ids = FrameUnits(plan), list(range(plan.n_frames))
-    counts = dict.fromkeys(ARITHMETICS, 0)
+    counts = dict.fromkeys(DTYPES, 0)
     cached, seconds, steps_done = 0, 0.0, 0
     for id in ids:
         record = units.lookup(id).record
