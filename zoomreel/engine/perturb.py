@@ -414,8 +414,8 @@ def _coords(view, prec: int) -> tuple[list[Decimal], list[Decimal]]:
 
 def _prec(view) -> int:
     """Decimal digits that keep 20 significant digits of a pixel's offset from the reference."""
-    s = abs(float(view.span) / max(view.size))
-    return 60 + max(0, int(math.ceil(-math.log10(s))) if s > 0 else 400)
+    spacing = view.span / view.size[0]
+    return 60 + max(0, -spacing.adjusted())
 
 
 def _hyper(c: Decimal, log_axes: bool, prec: int) -> Decimal:
