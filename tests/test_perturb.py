@@ -37,7 +37,7 @@ CONDITIONS = {
 }
 
 
-@pytest.mark.parametrize("condition", list(CONDITIONS))
+@pytest.mark.parametrize("condition", [c if c == "tanh" else pytest.param(c, marks=pytest.mark.slow) for c in CONDITIONS])
 def test_difference_form_gives_float64s_classes_where_float64_resolves(condition):
     # Span 1e-6 at 12 x 12: float64 resolves these frames (docs/precision.md),
     # and both classes are in each. The values agree to float64's own
@@ -70,6 +70,7 @@ def mp_values(model: Model, x: Decimal, y: Decimal, dps: int) -> tuple[bool, flo
 DEEP = (Decimal("1.0"), Decimal("1.651672894794823626645064592917407680979947145598525"))
 
 
+@pytest.mark.slow
 def test_perturbation_matches_mpmath_at_span_1e_40():
     model = CONDITIONS["tanh"][0]
     view = View(DEEP, Decimal("1e-40"), (1, 8))  # one column, pixels 1e-40 apart
