@@ -43,16 +43,18 @@ def test_quick_demo_is_small(tmp_path):
 
 
 @pytest.mark.slow
-def test_deep_zoom_ends_on_the_boundary_in_dd():
+def test_deep_zoom_ends_on_the_boundary_by_perturbation():
     """keyframes/deep.toml ends 29 decades down, past float64: auto trains the
-    last frame in dd, resolves at least 95 % of it under dd's nudge test,
-    and the boundary runs through it."""
+    last frame by perturbation, resolves at least 95 % of it under its nudge
+    test, gives every pixel dd's class, and the boundary runs through it."""
     s = scene.load(KEYFRAMES / "deep.toml")
     assert s.keyframes[-1].span == Decimal("1e-28")
     view = path.view_at(s, s.duration, (16, 9))
     res = work.train_view(s.model, view)
     d, raw = res.decision, res.raw
-    assert d.dtype == "dd" and d.resolved >= 0.95, d
+    assert d.dtype == "perturb" and d.resolved >= 0.95 and d.redone is not None, d
+    dd = work.train_view(s.model, view, "dd").raw
+    np.testing.assert_array_equal(raw < 0, dd < 0)
     conv = float(np.mean(raw < 0))
     assert 0.10 <= conv <= 0.90, conv
     c = raw < 0  # at this depth a class's values are equal in float64: the picture is its classes

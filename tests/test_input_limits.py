@@ -142,12 +142,13 @@ def test_out_of_range_files_are_one_line_in_every_command(tmp_path, cmd):
 
 
 def test_info_warns_about_a_span_render_refuses_and_render_refuses_before_training(tmp_path):
-    p = write(tmp_path, span1="1e-35", size="[64, 64]")  # neighbours 1.6e-37 apart in log10: equal even in dd
+    # neighbours 1.6e-61 apart in log10: equal in dd, and in the path's 60-digit decimals that perturbation needs
+    p = write(tmp_path, span1="1e-59", size="[64, 64]")
     rc, out, err = cli("info", p, "--out", tmp_path / "o", "--json")
     d = json.loads(out)
     assert rc == 0 and len(d["warnings"]) == 1 and "too deep" in d["warnings"][0] and "frame 4" in d["warnings"][0]
     rc, out, err = cli("info", p, "--out", tmp_path / "o")
-    assert rc == 0 and err.startswith("warning: render would stop: span 1e-35 is too deep")
+    assert rc == 0 and err.startswith("warning: render would stop: span 1e-59 is too deep")
     rc, out, err = cli("render", p, "--out", tmp_path / "o", "--quiet")
     assert rc == 2 and "too deep" in err
     assert not list((tmp_path / "o").rglob("*.npy")) and not list((tmp_path / "o").rglob("*.json"))

@@ -313,3 +313,7 @@ def test_the_cache_checks_every_field_a_decision_has():
               precision.Decision("float32", 1.0, "r", {"float32": 1.0}, 256, None)):
         assert set(d.to_json()) == set(cache.DECISION_FIELDS) and cache.valid_decision(d.to_json())
         assert precision.Decision.from_json(d.to_json()) == d
+    # perturbation adds its agreement and the share redone; records without them keep their form
+    d = precision.Decision("perturb", 0.99, "r", {"float64": 0.8, "perturb": 0.99}, 256, None, 0.02)
+    assert set(d.to_json()) == set(cache.DECISION_FIELDS) | set(cache.DECISION_OPTIONAL)
+    assert cache.valid_decision(d.to_json()) and precision.Decision.from_json(d.to_json()) == d

@@ -72,9 +72,9 @@ def test_locate_command_refuses_a_bad_depth_in_one_line(tmp_path):
     assert r.stderr.strip() == "error: bad depth '-1' (--depth): give a positive span, e.g. 1e-6"
 
 
-def test_locate_refuses_a_depth_past_double_double_before_training(tmp_path):
+def test_locate_refuses_a_depth_past_the_paths_decimals_before_training(tmp_path):
     p = tmp_path / "m.toml"
     p.write_text('[model]\nkind = "mandelbrot"\nsteps = 100\n[[keyframe]]\ntime = 0.0\ncenter = [-0.75, 0]\nspan = 3\n')
     r = CliRunner().invoke(app, ["locate", str(p), "--depth", "1e-400", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and r.stdout == ""  # no level was trained
-    assert r.stderr.startswith("error: span 1e-400 is too deep: neighbouring pixels are equal in dd (--depth)")
+    assert r.stderr.startswith("error: span 1e-400 is too deep: neighbouring pixels are equal in 60-digit decimals (--depth)")

@@ -99,9 +99,9 @@ def test_precision_policy_against_a_float64_reference():
     assert d.dtype == "float64"
     assert np.mean((training.train_pixels(MODEL, deep, d.dtype) > 0) == esc) >= 0.995
 
-    # past double-double: a clear error naming the deepest span
+    # past double-double a forced dd is a clear error naming the deepest span (auto perturbs there)
     with pytest.raises(UserError) as e:
-        precision.decide(MODEL, path.View(SEAHORSE, Decimal("1e-35"), (48, 32)))
+        precision.decide(MODEL, path.View(SEAHORSE, Decimal("1e-35"), (48, 32)), "dd")
     assert "deepest span" in e.value.line() and "equal in dd" in e.value.line()
 
 
@@ -142,18 +142,20 @@ def test_early_exit_changes_no_mandelbrot_value(dtype, impl):
     np.testing.assert_array_equal(res.values, full.values)
 
 
-def test_past_float64_auto_trains_in_dd_and_matches_mpmath():
+def test_past_float64_dd_trains_and_matches_mpmath():
     """At a span of 1e-20 around the Misiurewicz point c = i (on the boundary
-    at every scale), float64 cannot tell the pixels apart; auto goes to dd,
-    every pixel escapes with its own smooth escape time, and those agree
-    with an escape-time iteration in mpmath at 40 digits."""
+    at every scale), float64 cannot tell the pixels apart; dd (where auto
+    would perturb) resolves the probe, every pixel escapes with its own
+    smooth escape time, and those agree with an escape-time iteration in
+    mpmath at 40 digits."""
     import mpmath
 
     model = Model(kind="mandelbrot", steps=200)
     view = path.View((Decimal(0), Decimal(1)), Decimal("1e-20"), (8, 6))
     with pytest.raises(UserError):
         precision.decide(model, view, "float64")
-    res = work.train_view(model, view)
+    assert precision.decide(model, view).dtype == "perturb"
+    res = work.train_view(model, view, "dd")
     d, raw = res.decision, res.raw
     assert d.dtype == "dd" and d.resolved >= 0.95
     assert np.all(raw > 0)  # all escape

@@ -57,18 +57,19 @@ def test_auto_picks_float64_on_a_deep_view():
     assert abs(d.resolved - precision.agreement(v["nudged"], v["float64"])) < 0.05
 
 
-def test_past_double_double_is_an_error_naming_the_deepest_span():
+def test_past_double_double_auto_perturbs_and_a_forced_dd_names_the_deepest_span():
     model = Model(steps=20)
     view = path.View(BOUNDARY, Decimal("1e-32"), (32, 32))
+    assert precision.decide(model, view).dtype == "perturb"
     with pytest.raises(UserError) as e:
-        precision.decide(model, view)
+        precision.decide(model, view, "dd")
     line = e.value.line()
     assert "deepest span" in line and "equal in dd" in line
     deep = preflight.deepest_span(model, view)
     assert 1e-32 < deep < 1e-29 and f"{deep:.2g}" in line
     # and the span it names really works, in dd and not in float64
     ok = path.View(BOUNDARY, Decimal(repr(deep)), (32, 32))
-    preflight.check_view(model, ok, "x")
+    preflight.check_view(model, ok, "x", engine.DD)
     with pytest.raises(UserError):
         preflight.check_view(model, ok, "x", engine.FLOAT64)
     # a forced float64 past its depth names the arithmetic that can
@@ -162,7 +163,7 @@ def test_the_precision_names_are_the_engines_arithmetics():
 
     # one source: what a keyframe file may ask for is what the engine can train, cheapest first
     assert precision_names.ARITHMETICS == engine.arith.names()
-    assert scene.PRECISIONS == ("auto",) + engine.arith.names()
+    assert scene.PRECISIONS == ("auto",) + engine.arith.names() + ("perturb",)
     # the ladder's order is the arithmetics' stated ranks, and a rank is taken once
     assert [A.rank for A in engine.LADDER] == [0, 1, 2]
     with pytest.raises(ValueError):

@@ -156,7 +156,7 @@ def test_info_answers_without_training(tmp_path, write_scene):
     d = info(p, tmp_path / "o")
     assert not list((tmp_path / "o").rglob("*.npy"))  # nothing was trained or cached
     assert d["frames"] == 5 and d["cached"] == 0 and d["duration"] == 1.0 and d["size"] == [32, 32]
-    assert d["pixel_steps"] == 5 * 32 * 32 * 30 and d["precision"] == {"float32": 0, "float64": 0, "dd": 0}
+    assert d["pixel_steps"] == 5 * 32 * 32 * 30 and d["precision"] == {"float32": 0, "float64": 0, "dd": 0, "perturb": 0}
     assert run("render", p, "--out", tmp_path / "o", "--quiet").returncode == 0
     d = info(p, tmp_path / "o")
     assert d["cached"] == 5 and sum(d["precision"].values()) == 5

@@ -38,12 +38,14 @@ import numpy as np
 
 from . import atomic, kinds
 from .color import Q
-from .precision_names import ARITHMETICS
+from .precision_names import DTYPES
 from .errors import UserError
 from .model import ARITHMETIC_VERSIONS, ENGINE_VERSION, Model
 
-DTYPES = ARITHMETICS  # the arithmetics' names (zoomreel.engine.LADDER), without importing JAX
 DECISION_FIELDS = ("dtype", "resolved", "reason", "f32_agreement", "f64_agreement", "probe_pixels", "warning", "dd_agreement")
+# Fields a decision has only where perturbation was probed or trained (records
+# without them, every one written before, keep their exact form and checksum).
+DECISION_OPTIONAL = ("perturb_agreement", "redone")
 FRAME_FIELDS = ("time", "view", "dtype", "resolved", "decision", "seconds", "pixel_steps", "summary", "crc", "shape")
 
 
@@ -104,11 +106,12 @@ def valid_decision(d) -> bool:
     """A precision decision's fields (zoomreel.precision.Decision) have the right shape and range."""
     return (
         isinstance(d, dict)
-        and set(d) == set(DECISION_FIELDS)
+        and set(DECISION_FIELDS) <= set(d) <= set(DECISION_FIELDS) | set(DECISION_OPTIONAL)
         and d["dtype"] in DTYPES
         and _number(d["resolved"], 0, 1)
         and isinstance(d["reason"], str)
-        and all(d[f] is None or _number(d[f], 0, 1) for f in ("f32_agreement", "f64_agreement", "dd_agreement"))
+        and all(d.get(f) is None or _number(d[f], 0, 1) for f in ("f32_agreement", "f64_agreement", "dd_agreement")
+                + DECISION_OPTIONAL)
         and _count(d["probe_pixels"])
         and (d["warning"] is None or isinstance(d["warning"], str))
     )

@@ -18,9 +18,14 @@ with every hyperparameter nudged up by ``NUDGE_ULP`` of its own ulps (a dd ulp
 is 2^-53 of a float64 one); pixels that flip under such a nudge are
 undetermined at that precision. float64 is kept while it resolves at least
 ``KEEP_RESOLVED``; otherwise (or where it cannot space the pixels) the frame
-goes to dd, the last arithmetic, which is used whatever it resolves. Below
-``F64_WARN`` a warning says how much is undetermined. A forced precision is
-probed the same way (float32 against float64, the others by their nudge).
+goes to perturbation (``perturb``: every pixel a float64 difference from a
+reference pixel trained in many digits, :mod:`zoomreel.engine.perturb`),
+judged by its own nudge too (every pixel's offset from the reference moved
+up by ``NUDGE_ULP`` of its float64 ulps), and used whatever it resolves.
+Where perturbation does not train the model, dd, the last arithmetic, takes
+its place. Below ``F64_WARN`` a warning says how much is undetermined. A
+forced precision is probed the same way (float32 against float64, the
+others by their nudge).
 
 The probe's values in the chosen dtype come back with the decision
 (:func:`decide_and_probe`), so the frame does not train those pixels again.
@@ -39,6 +44,7 @@ from .cancel import Cancel, stop_if
 from .errors import UserError
 from .model import Model
 from .path import hyper_axes
+from .precision_names import PERTURB
 from .view import View
 
 MIN_AGREEMENT = 0.99  # a cheaper arithmetic must agree with the next one this well
@@ -61,6 +67,7 @@ PROBE_SEED = 20240209
 # format, zoomreel.cache.DECISION_FIELDS): records written by every version
 # read back the same.
 STORED_AGREEMENTS = {"float32": "f32_agreement", "float64": "f64_agreement", "dd": "dd_agreement"}
+PERTURB_AGREEMENT = "perturb_agreement"  # stored only where perturbation was probed (cache.DECISION_OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -73,19 +80,29 @@ class Decision:
     agreements: Mapping[str, float] = field(default_factory=dict, hash=False)
     probe_pixels: int = 0
     warning: str | None = None
+    redone: float | None = None  # perturbation: share of the frame's pixels redone after a glitch
 
     def to_json(self) -> dict:
-        """The record the cache stores (the fields of STORED_AGREEMENTS, None where not probed)."""
-        return {
+        """The record the cache stores (the fields of STORED_AGREEMENTS, None where not probed;
+        perturbation's agreement and redone share only where there are)."""
+        d = {
             "dtype": self.dtype, "resolved": self.resolved, "reason": self.reason,
             **{stored: self.agreements.get(name) for name, stored in STORED_AGREEMENTS.items()},
             "probe_pixels": self.probe_pixels, "warning": self.warning,
         }
+        if PERTURB in self.agreements:
+            d[PERTURB_AGREEMENT] = self.agreements[PERTURB]
+        if self.redone is not None:
+            d["redone"] = self.redone
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Decision":
         agreements = {name: d[stored] for name, stored in STORED_AGREEMENTS.items() if d.get(stored) is not None}
-        return cls(d["dtype"], d["resolved"], d["reason"], agreements, d.get("probe_pixels", 0), d.get("warning"))
+        if d.get(PERTURB_AGREEMENT) is not None:
+            agreements[PERTURB] = d[PERTURB_AGREEMENT]
+        return cls(d["dtype"], d["resolved"], d["reason"], agreements, d.get("probe_pixels", 0), d.get("warning"),
+                   d.get("redone"))
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,7 @@ class Probe:
     dtype: str
     indices: np.ndarray
     values: np.ndarray
+    glitched: np.ndarray | None = None  # perturbation: the probe's pixels that were redone
 
 
 def probe_indices(size: tuple[int, int]) -> np.ndarray:
@@ -148,6 +166,16 @@ class _ProbeRuns:
             self.values[A.name] = engine.train(self.model, px, py, A, on_progress=self.on_progress).values
         return self.values[A.name]
 
+    def perturbed(self, nudge: int = 0):
+        """The probe by perturbation (``nudge``: offsets moved up by that many ulps)."""
+        from .engine import perturb
+
+        key = (PERTURB, nudge)
+        if key not in self.values:
+            stop_if(self.cancel)
+            self.values[key] = perturb.train_view(self.model, self.view, self.idx, nudge, self.on_progress)
+        return self.values[key]
+
     def nudged(self, A) -> float:
         stop_if(self.cancel)
         px, py = self.hypers(A)[2:]
@@ -162,10 +190,18 @@ def decide_and_probe(model: Model, view: View, precision: str = "auto", where: s
     ``cancel()`` is asked before each of the probe's runs and after every
     segment of steps they train; once it says True the decision is abandoned
     with :class:`zoomreel.cancel.Cancelled` (a superseded view)."""
-    ladder = list(engine.LADDER)
+    from .engine import perturb
+
+    ladder = engine.arithmetics_for(model)  # the arithmetics this model trains in, cheapest first
     top = ladder[-1]
+    by_perturb = precision == PERTURB or (precision == "auto" and perturb.supports(model))
+    if precision == PERTURB and not perturb.supports(model):
+        raise UserError("perturbation does not train this model", where, 'use precision = "auto" or "dd"')
     stop_if(cancel)
-    preflight.check_view(model, view, where, top)
+    if by_perturb:
+        preflight.check_range(model, view, where)
+    else:
+        preflight.check_view(model, view, where, top)
     idx = probe_indices(view.size)
     runs = _ProbeRuns(model, view, idx, cancel)
     usable, even = {}, {}
@@ -173,7 +209,7 @@ def decide_and_probe(model: Model, view: View, precision: str = "auto", where: s
         ax, ay = runs.hypers(A)[:2]
         usable[A.name] = A.distinct(ax) and A.distinct(ay)
         even[A.name] = usable[A.name] and A.spaced(ax, MIN_ULPS) and A.spaced(ay, MIN_ULPS)
-    forced = None if precision == "auto" else engine.arithmetic(precision)
+    forced = None if precision in ("auto", PERTURB) else engine.arithmetic(precision)
     if forced is not None and forced is not top and not usable[forced.name]:
         # before any training: the user waits for nothing
         raise UserError(
@@ -184,7 +220,7 @@ def decide_and_probe(model: Model, view: View, precision: str = "auto", where: s
     agree: dict[str, float] = {}
     reason = "forced"
     for k, A in enumerate(ladder[:-1]):
-        if forced is not None and forced is not A:
+        if (forced is not None and forced is not A) or precision == PERTURB:
             continue
         nxt = ladder[k + 1]
         own = A.rank >= SELF_JUDGED_RANK  # judged by its own nudge test, not by the next arithmetic
@@ -204,6 +240,12 @@ def decide_and_probe(model: Model, view: View, precision: str = "auto", where: s
                 reason = f"{A.name} resolves only {agree[A.name]:.1%} of the probe under a {NUDGE_ULP}-ulp nudge"
             else:
                 reason = f"{A.name} agrees with {nxt.name} on only {agree[A.name]:.1%} of the probe"
+    if by_perturb:
+        resolved = agreement(runs.perturbed(NUDGE_ULP).values, runs.perturbed().values)
+        agree[PERTURB] = resolved
+        res = runs.perturbed()
+        d = Decision(PERTURB, resolved, reason, dict(agree), int(idx.size), _warn(PERTURB, resolved))
+        return d, Probe(PERTURB, idx, res.values, res.glitched)
     resolved = runs.nudged(top)
     agree[top.name] = resolved
     return _decision(top, resolved, reason, agree, runs)

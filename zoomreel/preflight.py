@@ -106,16 +106,62 @@ def deepest_span(model: Model, view: View, A=None) -> float:
     return max(A.deepest_span((c,), view.size[0], log) for c, log in zip(view.center, kinds.axis_logs(model)))
 
 
-def check_view(model: Model, view: View, where: str, A=None) -> None:
-    """Refuse a view that arithmetic ``A`` (default: the deepest) cannot train."""
+def _perturbs(model: Model) -> bool:
+    """Whether perturbation trains ``model``: then no arithmetic's depth limits a view."""
+    from .engine import perturb
+
+    return perturb.supports(model)
+
+
+def check_range(model: Model, view: View, where: str, A=None) -> None:
+    """Refuse a view whose hyperparameters ``A`` (default: float64) cannot hold."""
+    from . import engine
     from .path import hyper_axes
 
-    A = A or _top(model)
+    A = A or engine.FLOAT64
     hx, hy = hyper_axes(model, view, A)
     lx, ly = kinds.axis_logs(model)
     positive = all(np.all(A.host_values(h) > 0) for h, log in ((hx, lx), (hy, ly)) if log)
     if not (A.finite(hx) and A.finite(hy) and positive):
         raise out_of_range(view.describe(), A.name, where, any(kinds.axis_logs(model)))
+
+
+DECIMALS = f"{PREC}-digit decimals"  # what places the pixels of a view that perturbation trains
+
+
+def decimals_deepest_span(view: View) -> float:
+    """Smallest span at this size whose pixel centres stay two units of the
+    path's last decimal digit apart (:data:`zoomreel.view.PREC` digits)."""
+    worst = 0.0
+    for c in view.center:
+        lead = c.adjusted() if c != 0 else -300
+        worst = max(worst, 2.0 * 10.0 ** (lead - (PREC - 1)))
+    return worst * view.size[0]
+
+
+def check_decimals(view: View, where: str) -> None:
+    """Refuse a view whose pixel centres the path's decimals cannot tell apart
+    (perturbation has no depth of its own: the reference takes the digits it needs)."""
+    from .path import axis_coords
+
+    xs, ys = axis_coords(view)
+    if not (all(a < b for a, b in zip(xs, xs[1:])) and all(a < b for a, b in zip(ys, ys[1:]))):
+        raise too_deep(_span_text(view.span), DECIMALS, where, decimals_deepest_span(view))
+
+
+def check_view(model: Model, view: View, where: str, A=None) -> None:
+    """Refuse a view that arithmetic ``A`` (default: the deepest, or
+    perturbation where it trains the model, which any depth the view's
+    decimals separate suits) cannot train."""
+    from .path import hyper_axes
+
+    if A is None and _perturbs(model):
+        check_range(model, view, where)
+        check_decimals(view, where)
+        return
+    A = A or _top(model)
+    check_range(model, view, where, A)
+    hx, hy = hyper_axes(model, view, A)
     if not (A.distinct(hx) and A.distinct(hy)):
         raise too_deep(_span_text(view.span), A.name, where, deepest_span(model, view, A))
 
@@ -126,7 +172,7 @@ def check_tiles(model: Model, tiles, where: str, span, width: int) -> None:
     from . import pyramid
     from .path import hyper_axes
 
-    if not tiles:
+    if not tiles or _perturbs(model):
         return
     A = _top(model)
     top = max(t.level for t in tiles)

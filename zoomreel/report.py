@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from . import preflight, pyramid
 from .plan import Plan
-from .precision_names import ARITHMETICS
+from .precision_names import DTYPES
 from .work import FrameUnits, TileUnits, ViewResult
 
 
@@ -27,7 +27,7 @@ def info(plan: Plan) -> dict:
         units, ids = TileUnits.of_plan(plan), plan.tiles()
     else:
         units, ids = FrameUnits(plan), list(range(plan.n_frames))
-    counts = dict.fromkeys(ARITHMETICS, 0)
+    counts = dict.fromkeys(DTYPES, 0)
     cached, seconds, steps_done = 0, 0.0, 0
     for id in ids:
         record = units.lookup(id).record
@@ -80,7 +80,8 @@ def frame_summary(t: Decimal, res: ViewResult, model) -> str:
     W, H = res.view.size
     rate = W * H * model.steps / max(res.seconds, 1e-9)
     d = res.decision
+    redone = "" if d.redone is None else f" redone {d.redone:.1%}"
     return (
-        f"t={t}s {res.view.describe()} size {W}x{H} {d.dtype} resolved {d.resolved:.1%} "
+        f"t={t}s {res.view.describe()} size {W}x{H} {d.dtype} resolved {d.resolved:.1%}{redone} "
         f"{res.seconds:.2f} s {rate:.3g} pixel-steps/s, kernel {engine.describe_kernel(model, d.dtype)}"
     )

@@ -15,7 +15,7 @@ after every segment of steps inside each.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -24,6 +24,7 @@ from . import path, precision
 from .cancel import Cancel, stop_if
 from .model import Model
 from .precision import Decision, Probe
+from .precision_names import PERTURB
 from .view import View
 
 
@@ -79,7 +80,9 @@ def train_job(job: Job, on_progress: Callable[[int], None] | None = None, cancel
         decision = job.decision
         if decision is None:
             decision, probe = precision.decide_and_probe(job.model, job.view, job.precision, job.where, cancel)
-        raw = train_pixels(job.model, job.view, decision.dtype, on_progress, probe, cancel)
+        raw, redone = train_frame(job.model, job.view, decision.dtype, on_progress, probe, cancel)
+        if redone is not None:
+            decision = replace(decision, redone=redone)
         return Trained(job, raw, decision, time.perf_counter() - t0, job.decision is None)
 
 
@@ -92,25 +95,44 @@ def train_pixels(model: Model, view: View, dtype: str, on_progress: Callable[[in
     are copied in, not trained again. The engine trains each pixel on its own,
     so the frame has the same bits either way (tests check it).
     """
+    return train_frame(model, view, dtype, on_progress, known, cancel)[0]
+
+
+def train_frame(model: Model, view: View, dtype: str, on_progress: Callable[[int], None] | None = None,
+                known: Probe | None = None, cancel: Cancel = None) -> tuple[np.ndarray, float | None]:
+    """:func:`train_pixels`, and for ``dtype`` "perturb" the share of the
+    frame's pixels redone after a glitch (None for the arithmetics)."""
     from . import engine
 
     stop_if(cancel)
-    A = engine.arithmetic(dtype)
-    hx, hy = path.pixel_hypers(model, view, A)
-    raw = np.empty(hx.shape[0], dtype=np.float64)
-    todo = np.ones(hx.shape[0], dtype=bool)
+    npix = view.pixels
+    raw = np.empty(npix, dtype=np.float64)
+    todo = np.ones(npix, dtype=bool)
+    redone = 0
     if known is not None and known.dtype == dtype:
         raw[known.indices] = known.values
         todo[known.indices] = False
+        redone += 0 if known.glitched is None else int(known.glitched.sum())
         if on_progress is not None:
             on_progress(int(known.indices.size) * model.steps)
     rest = np.flatnonzero(todo)
-    if rest.size:
-        def report(n: int) -> None:
-            stop_if(cancel)
-            if on_progress is not None:
-                on_progress(n)
 
-        hook = report if cancel is not None else on_progress
+    def report(n: int) -> None:
+        stop_if(cancel)
+        if on_progress is not None:
+            on_progress(n)
+
+    hook = report if cancel is not None else on_progress
+    if dtype == PERTURB:
+        from .engine import perturb
+
+        if rest.size:
+            res = perturb.train_view(model, view, rest, on_progress=hook)
+            raw[rest] = res.values
+            redone += int(res.glitched.sum())
+        return raw.reshape(view.size[1], view.size[0]), redone / npix
+    A = engine.arithmetic(dtype)
+    hx, hy = path.pixel_hypers(model, view, A)
+    if rest.size:
         raw[rest] = engine.train(model, hx[rest], hy[rest], A, on_progress=hook).values
-    return raw.reshape(view.size[1], view.size[0])
+    return raw.reshape(view.size[1], view.size[0]), None

@@ -24,7 +24,7 @@ from ..model import Model
 from ..path import View
 from ..precision import Decision
 from ..training import kernel_fields
-from ..precision_names import ARITHMETICS
+from ..precision_names import DTYPES
 from ..work import Reporter, TileReader, TileUnits, train_missing
 
 
@@ -70,6 +70,6 @@ def image_for(cache: Cache, model: Model, view: View, mode: str, where: str,
     rgb, frac = compose.compose(fp, blocks, view.size, color.summary(blocks[fp.fine.level]), palette)
     decisions = [Decision.from_json(done.trained[t]["decision"]) if t in done.trained else units.decision(t)
                  for t in fp.tiles()]
-    deepest = max(ARITHMETICS.index(d.dtype) for d in decisions)
-    worst = min((d for d in decisions if ARITHMETICS.index(d.dtype) == deepest), key=lambda d: d.resolved)
+    deepest = max(DTYPES.index(d.dtype) for d in decisions)
+    worst = min((d for d in decisions if DTYPES.index(d.dtype) == deepest), key=lambda d: d.resolved)
     return Image(rgb, float(np.mean(frac)), worst, not done.trained)

@@ -1,0 +1,190 @@
+"""Perturbation: its cost against float64, and its agreement with dd and mpmath.
+
+Three parts (``--part``, default all):
+
+- ``cost``: the same pixels (both learning rates near 0.01: every run
+  converges, so nothing retires early) trained by float64 and by
+  perturbation from a reference among them, on one device, each compiled
+  first and then timed ``--repeats`` times, alternating; the fastest of
+  each counts. Prints seconds per pixel-step of both and their ratio, and
+  apart from it the reference's own time (once per frame).
+- ``dd``: a frame at span 1e-20 on the end point of keyframes/deep.toml
+  (the paper's network, 100 steps) trained in dd and by perturbation: the
+  share of pixels in the same class, and the glitch share.
+- ``mpmath``: pixels next to a boundary point of a small network (tanh,
+  width 8, seed 0) at spans 1e-40 and 1e-60 and at 100 and 400 steps, by
+  perturbation and by tests/reference_mp.py at the reference's digits + 20:
+  classes and the relative difference of the measure. The boundary point
+  at each step count is found first by bisection with perturbation.
+
+    python benchmarks/bench_perturb.py [--part cost|dd|mpmath] [--pixels 256] [--steps 100] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from decimal import Decimal, localcontext
+from pathlib import Path
+
+import numpy as np
+
+from zoomreel import engine, path
+from zoomreel.engine import LAST, V_CAP, draws, perturb, reference
+from zoomreel.model import Model
+from zoomreel.view import View
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+
+
+def machine() -> str:
+    import jax
+
+    d = jax.devices()[0]
+    return f"{platform.machine()} {os.cpu_count()} cores, {d.platform}, jax {jax.__version__}"
+
+
+def cost(args) -> None:
+    model = Model(nonlinearity=args.nonlinearity, steps=args.steps)
+    n = args.pixels
+    with localcontext(prec=60):
+        base = Decimal("0.01")
+        lrs = [base * (1 + Decimal(k) / Decimal(10**12)) for k in range(n)]
+    hx = np.array([float(v) for v in lrs])
+    t = time.perf_counter()
+    ref = reference.network_orbit(model, draws(model), base, base, reference.digits_needed(1e-12, model.steps),
+                                  engine.RETIRE_V)
+    t_ref = time.perf_counter() - t
+    with localcontext(prec=60):
+        da = np.array([float(v - base) for v in lrs])
+
+    def f64():
+        return engine.train(model, hx, hx, "float64", early_exit=False).values
+
+    def pert():
+        return perturb.train_offsets(model, ref, da, da)[0]
+
+    runs = {"float64": f64, "perturb": pert}
+    first, best, values = {}, dict.fromkeys(runs, float("inf")), {}
+    for name, fn in runs.items():
+        t = time.perf_counter()
+        values[name] = fn()
+        first[name] = time.perf_counter() - t
+    assert np.all(values["float64"] < 0), "pick learning rates that converge"
+    for _ in range(args.repeats):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    ps = n * model.steps
+    print(f"machine: {machine()}")
+    print(f"cost: {n} pixels x {model.steps} steps, {model.nonlinearity}, width {model.width}")
+    for name in runs:
+        print(f"  {name:8s} {best[name] / ps * 1e6:8.1f} us per pixel-step (first run with compile {first[name]:.1f} s)")
+    print(f"  ratio perturb / float64: {best['perturb'] / best['float64']:.2f}")
+    print(f"  the reference ({ref.digits} digits): {t_ref:.1f} s, once per frame "
+          f"(= {t_ref / ps * 1e6:.1f} us per pixel-step of this {n}-pixel frame)")
+    print(f"  classes equal: {np.mean((values['float64'] > 0) == (values['perturb'] > 0)):.1%}, "
+          f"largest relative difference {np.max(np.abs(values['perturb'] / values['float64'] - 1)):.1e}")
+
+
+def dd(args) -> None:
+    model = Model(nonlinearity="tanh", steps=100)
+    centre = (Decimal("1.46073469572085992456721208328750"), Decimal("2.25220947553221534472070784127500"))
+    view = View(centre, Decimal("1e-20"), (args.size, args.size))
+    t = time.perf_counter()
+    res = perturb.train_view(model, view)
+    t_p = time.perf_counter() - t
+    hx, hy = path.pixel_hypers(model, view, engine.DD)
+    t = time.perf_counter()
+    d = engine.train(model, hx, hy, engine.DD).values
+    t_d = time.perf_counter() - t
+    same = np.mean((d > 0) == (res.values > 0))
+    print(f"machine: {machine()}")
+    print(f"dd: {args.size}x{args.size} at span 1e-20 on deep.toml's end, 100 steps: "
+          f"converged {np.mean(d < 0):.1%}; classes equal {same:.2%}; glitched {res.glitched.mean():.1%} "
+          f"({res.references} references, {res.by_dd} by dd); perturb {t_p:.1f} s, dd {t_d:.1f} s")
+
+
+def boundary(model: Model, x: Decimal, lo: Decimal, hi: Decimal, depth: Decimal) -> Decimal:
+    """A point of the boundary along the line at ``x`` in [lo, hi] (converged
+    below, diverged above) to ``depth``, by perturbation: columns of 17
+    pixels, ends included."""
+    with localcontext(prec=120):
+        while hi - lo > depth:
+            mid, sp = (lo + hi) / 2, (hi - lo) / 16
+            cls = perturb.train_view(model, View((x, mid), sp, (1, 17))).values > 0
+            if cls[0] or not cls[-1]:
+                raise SystemExit(f"the bracket [{lo}, {hi}] lost the boundary")
+            k = int(np.argmax(cls))
+            lo, hi = lo + (k - 1) * sp, lo + k * sp
+        return (lo + hi) / 2
+
+
+def mp_pixel(model, x: Decimal, y: Decimal, dps: int):
+    import mpmath
+    import reference_mp
+
+    with localcontext(prec=dps + 30):
+        hx, hy = str(Decimal(10) ** x), str(Decimal(10) ** y)
+    losses = reference_mp.losses(model, draws(model), hx, hy, model.steps, dps=dps)
+    with mpmath.workdps(dps):
+        cap = mpmath.mpf(V_CAP)
+        v = [min(u / losses[0], cap) if mpmath.isfinite(u) else cap for u in losses]
+        diverged = not sum(v[-LAST:]) / LAST < 1
+        return diverged, float(sum(1 / u for u in v) if diverged else -sum(v))
+
+
+def mp(args) -> None:
+    print(f"machine: {machine()}")
+    x = Decimal("1.0")
+    for steps, bracket in ((100, ("1.40", "1.75")), (400, ("1.40", "1.75"))):
+        model = Model(nonlinearity="tanh", width=8, steps=steps, seed=0)
+        lo, hi = (Decimal(b) for b in bracket)
+        # the bracket's ends at this step count: the first sign change along a coarse column
+        col = np.linspace(float(lo), float(hi), 65)
+        vals = perturb.train_view(model, View((x, (lo + hi) / 2), (hi - lo) / 64, (1, 65))).values
+        k = int(np.argmax(vals > 0))
+        with localcontext(prec=60):
+            lo, hi = lo + (k - 1) * (hi - lo) / 64, lo + k * (hi - lo) / 64
+        t = time.perf_counter()
+        y0 = boundary(model, x, lo, hi, Decimal("1e-64"))
+        print(f"{steps} steps: boundary near y = {y0:.70f} ({time.perf_counter() - t:.0f} s to find; "
+              f"first coarse crossing at {col[k]:.4f})")
+        for span in ("1e-40", "1e-60"):
+            view = View((x, y0), Decimal(span), (1, 8))
+            t = time.perf_counter()
+            res = perturb.train_view(model, view)
+            t_p = time.perf_counter() - t
+            _, ys = perturb._coords(view, 120)
+            out = []
+            for i in range(8):
+                div, val = mp_pixel(model, x, ys[i], res.digits + 20)
+                out.append(((res.values[i] > 0) == div, abs(res.values[i] / val - 1)))
+            same = sum(o[0] for o in out)
+            print(f"  span {span}: classes {''.join('d' if v > 0 else 'c' for v in res.values)}; "
+                  f"same as mpmath ({res.digits + 20} digits) for {same}/8 pixels, measure to "
+                  f"{max(o[1] for o in out):.1e} relative; reference {res.digits} digits, {t_p:.1f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("cost", "dd", "mpmath", "all"), default="all")
+    ap.add_argument("--pixels", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--nonlinearity", default="tanh")
+    ap.add_argument("--size", type=int, default=32, help="the dd part's frame side")
+    ap.add_argument("--devices", type=int, default=1, help="XLA CPU devices (ignored on a GPU)")
+    args = ap.parse_args()
+    engine.configure(cpu_devices=args.devices)
+    for part, fn in (("cost", cost), ("dd", dd), ("mpmath", mp)):
+        if args.part in (part, "all"):
+            fn(args)
+
+
+if __name__ == "__main__":
+    main()

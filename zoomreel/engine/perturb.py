@@ -1,0 +1,528 @@
+"""Perturbation: every pixel a float64 difference from one reference pixel.
+
+A reference pixel is trained in many digits (:mod:`.reference`); every other
+pixel's state is the reference's plus a difference, and the difference is
+trained in float64 through an exact difference form of the step, so that no
+value of the reference's size is ever subtracted from another in float64
+(docs/precision.md, "Perturbation", has the theory). The step's pieces are
+the network formulation's (:func:`.network.constants`, its layout and
+constants); the scheduler is the engine's (:func:`.scheduler.train_group`).
+
+Per pixel and step the device sends back the loss's difference from the
+reference's and a glitch flag. The measure adds the reference's loss in
+double-double (:class:`PerturbMeasure`), so the class is decided on
+L_ref + dL without cancellation.
+
+A glitch is a pixel whose values, taken as reference + difference, carry
+rounding errors more than :data:`GLITCH_RATIO` times larger than float64
+would on the pixel's own values: ``(|ref| + |d|) / |ref + d|`` past it, for
+the weights (as vectors) and for the loss, while the pixel's normalised loss
+is at most the cap; or a pixel still alive when its reference retired. For
+the Mandelbrot set it is the classical test |Z + d| < 1e-3 |Z|. Glitched
+pixels are trained again from a new reference chosen among them
+(:func:`train_view`), up to :data:`MAX_REFERENCES` references; what is left
+is trained in double-double.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, fields
+from decimal import Decimal, localcontext
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+import jax.numpy as jnp
+from jax import lax
+
+from .. import kinds
+from ..model import Model
+from . import reference
+from .arith import FLOAT64, FULL, sum_last, tanh64
+from .formulation import Formulation, Segment
+from .measure import MANDELBROT_ESCAPE, V_CAP, DDMeasureMath, NetworkMeasure, RecordMeasure, mandelbrot_measure
+from .network import RETIRE_V, constants
+from .randoms import draws
+
+GLITCH_RATIO = 16.0  # the rounding a difference may carry, in units of the pixel's own float64 rounding
+MANDELBROT_GLITCH = 1e-3  # |Z + d| < this * |Z|: the classical glitch test (Pauldelbrot)
+MAX_REFERENCES = 8  # references per frame before the last glitched pixels go to dd
+
+def supports(model) -> bool:
+    """Whether perturbation trains ``model``: the Mandelbrot set, and the
+    paper's network as the hand-written step trains it (plain gradient
+    descent; its spec's ``native``): any field past the paper's is a model
+    perturbation does not train."""
+    if model.kind not in ("network", "mandelbrot") or not kinds.spec(model.kind).native(model):
+        return False
+    return model.kind == "mandelbrot" or (
+        model.nonlinearity in ("tanh", "relu", "identity") and model.plane in ("lr-lr", "init-lr"))
+
+
+# -- the network's difference form
+
+
+class NetworkDiff(NamedTuple):
+    w0: object  # (N, n, n) the pixel's input-layer weights minus the reference's
+    w1: object  # (N, n)
+    vprev: object  # (N,) the pixel's last L_t / L_0 (NaN before the first step)
+
+
+def phi_diff(nonlinearity: str, Zr, dz, sqrt2):
+    """The reference's activation and derivative (H, D) and the pixel's
+    differences from them (dH, dD), exact forms (module doc)."""
+    if nonlinearity == "tanh":
+        u = sqrt2 * Zr
+        e = jnp.exp(-2.0 * jnp.abs(u))
+        om = 2.0 * e / (1.0 + e)  # 1 - |tanh u|, without cancellation
+        H = jnp.sign(u) * (1.0 - om)
+        D0 = om * (2.0 - om)  # 1 - tanh(u)^2
+        du = sqrt2 * dz
+        # |du| <= 1: tanh(u + du) - tanh(u) = tanh(du) (1 - H^2) / (1 + H tanh(du)), whose
+        # denominator is at least 1 - tanh(1) > 0.2; further out the pixel has parted from
+        # the reference in this unit and its own tanh, less H, is as exact (one tanh either way)
+        near = jnp.abs(du) <= 1.0
+        T = tanh64(jnp.where(near, du, u + du))
+        dH = jnp.where(near, T * D0 / (1.0 + H * T), T - H)
+        return H, sqrt2 * D0, dH, -sqrt2 * dH * (2.0 * H + dH)
+    if nonlinearity == "relu":
+        zp = Zr + dz
+        on, pon = Zr > 0, zp > 0
+        H = sqrt2 * jnp.where(on, Zr, 0.0)
+        dH = sqrt2 * jnp.where(on, jnp.where(pon, dz, -Zr), jnp.where(pon, zp, 0.0))
+        D = jnp.where(on, sqrt2, 0.0)
+        return H, D, dH, jnp.where(pon, sqrt2, 0.0) - D
+    return Zr, jnp.ones_like(Zr), dz, jnp.zeros_like(dz)
+
+
+def _ratio(ref, diff, total):
+    """(|ref| + |diff|) / |total|: how many times the pixel's own rounding a difference carries."""
+    return (ref + diff) / total
+
+
+class PerturbMeasure:
+    """The network measure from float64 loss differences.
+
+    The values: the reference's loss (double-double) is added to each
+    difference and :class:`NetworkMeasure` sums v_t in double-double. The
+    class: the mean of the last LAST values of v_t is below 1 exactly when
+    (sum of the last LAST L_t) - LAST L_0 < 0, and that is the reference's
+    part of it, exact before rounding (``orbit.tail``), plus the pixel's,
+    sum of its last LAST differences less LAST times its first, summed in
+    double-double: neither part cancels against the reference's size, so
+    the class stays exact far below what a double-double v_t resolves. A
+    pixel with a capped value among its last LAST diverged. Also gathers
+    each pixel's glitch flag.
+    """
+
+    def __init__(self, steps: int, n: int, orbit):
+        self.inner = NetworkMeasure(steps, n, parts=2)
+        self.ref = orbit.loss
+        self.tail = orbit.tail
+        self.glitched = np.zeros(n, dtype=bool)
+        self.first_tail = self.inner.first_tail
+        self.count = steps - self.first_tail
+        self.d0 = np.full(n, np.nan)
+        self.s = np.zeros((n, 2))  # sum of the last differences less count * the first, double-double
+        self.capped = np.zeros(n, dtype=bool)
+
+    def add(self, t: int, ids: np.ndarray, rec: np.ndarray) -> None:
+        rec = np.asarray(rec, dtype=np.float64)
+        k = rec.shape[0]
+        D = DDMeasureMath
+        with np.errstate(all="ignore"):
+            self.glitched[ids] |= (rec[..., 1] > 0).any(axis=0)
+            rh, rl = self.ref[t : t + k, 0][:, None], self.ref[t : t + k, 1][:, None]
+            s, e = D.two_sum(rh, rec[..., 0])
+            hi, lo = D.quick_two_sum(s, e + rl)
+        if t == 0:
+            self.d0[ids] = rec[0, :, 0]
+            sh, sl = D.two_prod(-float(self.count), self.d0[ids])
+            self.s[ids, 0], self.s[ids, 1] = sh, sl
+        self.inner.add(t, ids, np.stack([hi, lo], axis=-1))
+        acc = self.s[ids]
+        with np.errstate(all="ignore"):
+            for j in range(k):
+                if t + j >= self.first_tail:
+                    d = rec[j, :, 0]
+                    acc[:, 0], acc[:, 1] = D.add(acc[:, 0], acc[:, 1], d, np.zeros_like(d))
+                    l0h, l0l = self.inner.l0[ids, 0], self.inner.l0[ids, 1]
+                    vh, vl = D.div(hi[j], lo[j], l0h, l0l)
+                    self.capped[ids] |= ~(np.isfinite(vh) & np.isfinite(vl)) | D.greater(vh, vl, V_CAP)
+        self.s[ids] = acc
+
+    def retire(self, ids, t):
+        if t < self.inner.steps:
+            self.capped[ids] = True
+        self.inner.retire(ids, t)
+
+    def past(self, ids, limit):
+        return self.inner.past(ids, limit)
+
+    def result(self):
+        values = self.inner.result()
+        if not np.isfinite(self.tail):  # the reference retired: its survivors are glitched
+            return values
+        D = DDMeasureMath
+        th, tl = D.add(self.s[:, 0], self.s[:, 1], np.full(len(values), self.tail), np.zeros(len(values)))
+        converged = ~self.capped & D.less(th, tl, 0.0)
+        sums = self.inner.sums
+        return np.where(converged, -sums[0, :, 0], sums[1, :, 0])
+
+
+class PerturbNetwork(Formulation):
+    """The network's difference form. The per-step schedule is the reference:
+    row t holds its weights (pixel-row layout), its loss's float64 value and
+    the minibatch's rows."""
+
+    kind = "network"
+    impl = "perturb"
+
+    def __init__(self, orbit: reference.NetworkOrbit | None = None):
+        self.orbit = orbit
+        self.last_measure: PerturbMeasure | None = None
+
+    # one compiled program per model and chunk, whatever the reference
+    def __hash__(self):
+        return hash(type(self))
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+    def consts(self, model, A):
+        d = draws(model)
+        return (d.x, d.y, np.array([self.orbit.lr0, self.orbit.lr1]))
+
+    def schedule(self, model):
+        o = self.orbit
+        T, n = o.w1.shape
+        d = draws(model)
+        parts = [o.w0.transpose(0, 2, 1).reshape(T, n * n), o.w1, o.loss[:, :1]]
+        if model.minibatch is not None:
+            parts.append(d.idx.astype(np.float64))
+        return np.concatenate(parts, axis=1)
+
+    def initial_state(self, model, a, A):
+        N, n = a.shape[0], model.width
+        w0 = np.zeros((N, n, n))
+        if model.plane == "init-lr":
+            w0 = w0 + np.asarray(a, dtype=np.float64)[:, None, None]
+        return NetworkDiff(w0, np.zeros((N, n)), np.full(N, np.nan))
+
+    def measure(self, steps, n, A):
+        self.last_measure = PerturbMeasure(steps, n, self.orbit)
+        return self.last_measure
+
+    def retire(self, measure, ids):
+        return measure.past(ids, RETIRE_V)
+
+    def segment(self, model, A, B, seg, stop):
+        return network_segment(model, B, seg, stop)
+
+
+def network_segment(model: Model, B: int, seg: int, stop: bool) -> Callable:
+    n = model.width
+    nl = model.nonlinearity
+    mb = model.minibatch
+    points = model.n_points
+    K = constants(model, FLOAT64)
+    s2, inv_n, two = K["sqrt2"], K["inv_n"], K["two_per_row"]
+
+    def step(xt, y, lrs, da0, da1, row, carry):
+        w0r, w1, vprev, l0 = carry  # (B*n, n) differences, rows = unit j; (B, n); (B,); (B,)
+        W0r = row[: n * n].reshape(n, n)  # reference, rows = unit j
+        W1 = row[n * n : n * n + n]
+        Lr = row[n * n + n]
+        Zr = jnp.matmul(W0r, xt, precision=FULL)  # (n, P)
+        dz = jnp.matmul(w0r, xt, precision=FULL).reshape(B, n, -1)
+        H, D, dH, dD = phi_diff(nl, Zr, dz, s2)
+        Rr = jnp.einsum("jp,j->p", H, W1, precision=FULL) * inv_n - y  # (P,)
+        dR = (jnp.einsum("bjp,bj->bp", dH, W1 + w1, precision=FULL)
+              + jnp.einsum("jp,bj->bp", H, w1, precision=FULL)) * inv_n  # (B, P)
+        dL = sum_last(dR * (2.0 * Rr + dR)) / points
+        L = Lr + dL
+        l0 = jnp.where(jnp.isnan(l0), L, l0)
+        v = L / l0
+        # the glitch test (module doc), on values before this step's update
+        sr = jnp.sum(W0r * W0r) + jnp.sum(W1 * W1)
+        sw = jnp.sum(w0r.reshape(B, -1) ** 2, axis=1) + jnp.sum(w1 * w1, axis=1)
+        p0 = w0r.reshape(B, n, n) + W0r
+        p1 = w1 + W1
+        sp = jnp.sum(p0.reshape(B, -1) ** 2, axis=1) + jnp.sum(p1 * p1, axis=1)
+        kw = _ratio(jnp.sqrt(sr), jnp.sqrt(sw), jnp.sqrt(sp))
+        kl = _ratio(Lr, jnp.abs(dL), jnp.maximum(jnp.abs(L), l0))  # the measure reads L / L_0
+        live = ~(vprev > V_CAP)
+        glitch = live & ~((kw <= GLITCH_RATIO) & (kl <= GLITCH_RATIO))
+        if mb is None:
+            xg, Hg, Dg, dHg, dDg, Rg, dRg, rows = xt, H, D, dH, dD, Rr, dR, points
+        else:
+            idx_t = row[n * n + n + 1 :].astype(jnp.int32)
+            xg, Hg, Dg, Rg = xt[:, idx_t], H[:, idx_t], D[:, idx_t], Rr[idx_t]
+            dHg, dDg, dRg, rows = dH[:, :, idx_t], dD[:, :, idx_t], dR[:, idx_t], mb
+        G = Rg * two  # (rows,)
+        dG = dRg * two  # (B, rows)
+        gp = G + dG
+        dW1r = jnp.einsum("jp,p->j", Hg, G, precision=FULL) * inv_n
+        ddW1 = (jnp.einsum("bjp,bp->bj", dHg, gp, precision=FULL)
+                + jnp.einsum("jp,bp->bj", Hg, dG, precision=FULL)) * inv_n
+        a = G[None, :] * W1[:, None] * inv_n  # (n, rows)
+        da = (dG[:, None, :] * (W1 + w1)[:, :, None] + G[None, None, :] * w1[:, :, None]) * inv_n
+        ddz = da * (Dg + dDg) + a * dDg  # (B, n, rows)
+        dW0r = jnp.matmul(a * Dg, xg.T, precision=FULL)  # (n, n)
+        ddW0 = jnp.matmul(ddz.reshape(B * n, rows), xg.T, precision=FULL)  # (B*n, n)
+        w0r = w0r - (da0[:, None] * (jnp.tile(dW0r, (B, 1)) + ddW0) + lrs[0] * ddW0)
+        w1 = w1 - (da1[:, None] * (dW1r + ddW1) + lrs[1] * ddW1)
+        return (w0r, w1, v, l0), dL, L, glitch
+
+    def segment(state, a, b, l0, consts, sched):
+        x, y, lrs = consts
+        xt = (x * K["inv_sqrt_n"]).T
+        if model.plane == "lr-lr":
+            da0, da1 = a, b
+        else:
+            da0 = da1 = b
+        da0c = jnp.repeat(da0, n)
+        w0r = state.w0.transpose(0, 2, 1).reshape(B * n, n)
+        yrow = y[:, 0]
+
+        def more(c):
+            return (c[0] < seg) & ~c[-1]
+
+        def one_step(c):
+            t, w0r, w1, vprev, l0, rec, _ = c
+            (w0r, w1, vprev, l0), dL, L, glitch = step(xt, yrow, lrs, da0c, da1, sched[t], (w0r, w1, vprev, l0))
+            rec = lax.dynamic_update_index_in_dim(rec, jnp.stack([dL, glitch.astype(dL.dtype)], axis=-1), t, 0)
+            gone = jnp.all(~(L / l0 <= RETIRE_V)) if stop else jnp.asarray(False)
+            return t + 1, w0r, w1, vprev, l0, rec, gone
+
+        rec = jnp.full((seg, B, 2), jnp.nan)
+        start = (0, w0r, state.w1, state.vprev, l0, rec, jnp.asarray(False))
+        ran, w0r, w1, vprev, l0, rec, _ = lax.while_loop(more, one_step, start)
+        w0 = w0r.reshape(B, n, n).transpose(0, 2, 1)
+        dead = jnp.isnan(w0).any(axis=(1, 2)) | jnp.isnan(w1).any(axis=1)
+        return Segment(NetworkDiff(w0, w1, vprev), rec, dead, ran, l0)
+
+    return segment
+
+
+# -- the Mandelbrot set's: d <- 2 Z d + d^2 + dc
+
+
+class MandelbrotDiff(NamedTuple):
+    dr: object
+    di: object
+    out: object  # (N,) bool: escaped at an earlier step
+
+
+class GlitchRecordMeasure:
+    """The Mandelbrot measure on the record's first channel; the second is the glitch flag."""
+
+    def __init__(self, steps, n):
+        self.inner = RecordMeasure(mandelbrot_measure, steps, n)
+        self.glitched = np.zeros(n, dtype=bool)
+
+    def add(self, t, ids, rec):
+        rec = np.asarray(rec, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            self.glitched[ids] |= (rec[..., 1] > 0).any(axis=0)
+        self.inner.add(t, ids, rec[..., 0])
+
+    def retire(self, ids, t):
+        self.inner.retire(ids, t)
+
+    def result(self):
+        return self.inner.result()
+
+
+class PerturbMandelbrot(Formulation):
+    kind = "mandelbrot"
+    impl = "perturb"
+
+    def __init__(self, orbit: reference.MandelbrotOrbit | None = None):
+        self.orbit = orbit
+        self.last_measure = None
+
+    def __hash__(self):
+        return hash(type(self))
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+    def schedule(self, model):
+        return self.orbit.z
+
+    def initial_state(self, model, a, A):
+        z = np.zeros(a.shape[0])
+        return MandelbrotDiff(z, z.copy(), np.zeros(a.shape[0], dtype=bool))
+
+    def measure(self, steps, n, A):
+        self.last_measure = GlitchRecordMeasure(steps, n)
+        return self.last_measure
+
+    def segment(self, model, A, B, seg, stop):
+        esc2 = MANDELBROT_ESCAPE**2
+
+        def step(a, b, carry, Z):
+            dr, di, out = carry
+            zr, zi = Z[0] + dr, Z[1] + di
+            m2 = zr * zr + zi * zi
+            M2 = Z[0] * Z[0] + Z[1] * Z[1]
+            glitch = ~out & ~(m2 >= MANDELBROT_GLITCH**2 * M2)  # also where the reference ended (NaN)
+            out = out | (m2 > esc2)
+            dr, di = (2.0 * (Z[0] * dr - Z[1] * di) + (dr * dr - di * di) + a,
+                      2.0 * (Z[0] * di + Z[1] * dr) + 2.0 * dr * di + b)
+            return (dr, di, out), (jnp.stack([m2, glitch.astype(m2.dtype)], axis=-1), m2)
+
+        def segment(state, a, b, l0, consts, sched):
+            (dr, di, out), (rec, m2) = lax.scan(functools.partial(step, a, b), tuple(state), sched[:seg], length=seg)
+            dead = ~(m2 <= esc2).all(axis=0)
+            return Segment(MandelbrotDiff(dr, di, out), rec, dead, seg, l0)
+
+        return segment
+
+
+# -- a view: references, offsets, rebasing
+
+
+@dataclass(frozen=True)
+class PerturbResult:
+    values: np.ndarray  # (N,) the measure of the pixels asked for
+    glitched: np.ndarray  # (N,) bool: pixels the first reference could not train (redone)
+    references: int  # references trained for them
+    by_dd: int  # pixels that were left glitched and trained in double-double
+    computed: int  # pixel-steps trained (perturbation and dd)
+    digits: int  # digits of the first reference
+
+
+def _coords(view, prec: int) -> tuple[list[Decimal], list[Decimal]]:
+    W, H = view.size
+    with localcontext(prec=prec):
+        s = view.span / W
+        xs = [view.center[0] + (j + Decimal("0.5") - Decimal(W) / 2) * s for j in range(W)]
+        ys = [view.center[1] + (i + Decimal("0.5") - Decimal(H) / 2) * s for i in range(H)]
+    return xs, ys
+
+
+def _prec(view) -> int:
+    """Decimal digits that keep 20 significant digits of a pixel's offset from the reference."""
+    spacing = view.span / view.size[0]
+    return 60 + max(0, -spacing.adjusted())
+
+
+def _hyper(c: Decimal, log_axes: bool, prec: int) -> Decimal:
+    with localcontext(prec=prec):
+        return Decimal(10) ** c if log_axes else +c
+
+
+def _offsets(vals: list[Decimal], ref: Decimal, prec: int) -> np.ndarray:
+    with localcontext(prec=prec):
+        return np.array([float(v - ref) for v in vals], dtype=np.float64)
+
+
+def _finest(model: Model, view) -> float:
+    """The smallest relative offset between neighbouring pixels."""
+    s = float(view.span) / view.size[0]
+    if kinds.axis_logs(model)[0]:
+        return s * math.log(10)
+    return s / max(1.0, max(abs(float(c)) for c in view.center))
+
+
+@functools.lru_cache(maxsize=8)
+def _orbit(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int):
+    if model.kind == "mandelbrot":
+        return reference.mandelbrot_orbit(rx, ry, model.steps, digits)
+    hx, hy = _hyper(rx, True, prec), _hyper(ry, True, prec)
+    return reference.network_orbit(model, draws(model), hx, hy, digits, RETIRE_V)
+
+
+def orbit(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int = 120):
+    """The reference orbit at plane point (rx, ry) in ``digits`` digits (kept
+    in this process for the views that share it)."""
+    return _orbit(model, rx, ry, digits, prec)
+
+
+def train_offsets(model: Model, ref, da: np.ndarray, db: np.ndarray, on_progress=None,
+                  chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pixels with hyperparameter offsets (da, db) from reference orbit
+    ``ref``: (values, glitched, pixel-steps)."""
+    from .devices import policy
+    from .scheduler import Counts, train_group
+
+    form = PerturbMandelbrot(ref) if model.kind == "mandelbrot" else PerturbNetwork(ref)
+    pol = policy(model, "float64", chunk)
+    consts = form.consts(model, FLOAT64)
+    sched = form.schedule(model)
+    counts = Counts()
+    N = da.shape[0]
+    vals, glitched = np.empty(N), np.zeros(N, dtype=bool)
+    for g0 in range(0, N, pol.group):
+        ga, gb = da[g0 : g0 + pol.group], db[g0 : g0 + pol.group]
+        vals[g0 : g0 + ga.shape[0]] = train_group(form, model, FLOAT64, pol, consts, sched, ga, gb, True,
+                                                  on_progress, counts)
+        glitched[g0 : g0 + ga.shape[0]] = form.last_measure.glitched
+    return vals, glitched, counts.computed
+
+
+def _nudge(a: np.ndarray, ulps: int) -> np.ndarray:
+    for _ in range(ulps):
+        a = np.nextafter(a, np.inf)
+    return a
+
+
+def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int = 0,
+               on_progress=None, reference_at: tuple[Decimal, Decimal] | None = None) -> PerturbResult:
+    """Pixels ``indices`` (flat, row by row from the lowest y; default all)
+    of ``view``, by perturbation from a reference at the view's centre (or
+    ``reference_at``), with glitched pixels redone (module doc). ``nudge``:
+    every offset moved up by that many of its float64 ulps (the precision
+    probe's test)."""
+    from . import train as engine_train
+    from .dd import DD_ARITH
+
+    W, H = view.size
+    idx = np.arange(W * H) if indices is None else np.asarray(indices)
+    prec = _prec(view)
+    xs, ys = _coords(view, prec)
+    log = kinds.axis_logs(model)[0]  # both axes alike in every model perturbation trains
+    hxs = [_hyper(x, log, prec) for x in xs]
+    hys = [_hyper(y, log, prec) for y in ys]
+    digits = reference.digits_needed(_finest(model, view), model.steps)
+    col, row = idx % W, idx // W
+    values = np.empty(idx.size)
+    todo = np.arange(idx.size)
+    first = None
+    refs = 0
+    computed = 0
+    point = reference_at or (view.center[0], view.center[1])
+    while todo.size and refs < MAX_REFERENCES:
+        rx, ry = point
+        hrx, hry = _hyper(rx, log, prec), _hyper(ry, log, prec)
+        ref = orbit(model, rx, ry, digits, prec)
+        refs += 1
+        da = _offsets([hxs[c] for c in col[todo]], hrx, prec)
+        db = _offsets([hys[r] for r in row[todo]], hry, prec)
+        if nudge:
+            da, db = _nudge(da, nudge), _nudge(db, nudge)
+        v, g, k = train_offsets(model, ref, da, db, on_progress)
+        computed += k
+        values[todo] = v
+        if first is None:
+            first = np.zeros(idx.size, dtype=bool)
+            first[todo] = g
+        todo = todo[g]
+        if todo.size:  # the next reference: the glitched pixel nearest their centroid
+            cx, cy = col[todo].mean(), row[todo].mean()
+            k = todo[np.argmin((col[todo] - cx) ** 2 + (row[todo] - cy) ** 2)]
+            point = (xs[col[k]], ys[row[k]])
+    by_dd = int(todo.size)
+    if by_dd:
+        hx = DD_ARITH.hypers([xs[c] for c in col[todo]], log)
+        hy = DD_ARITH.hypers([ys[r] for r in row[todo]], log)
+        if nudge:
+            hx, hy = DD_ARITH.nudge(hx, nudge), DD_ARITH.nudge(hy, nudge)
+        res = engine_train(model, hx, hy, DD_ARITH, on_progress=on_progress)
+        values[todo] = res.values
+        computed += res.computed
+    return PerturbResult(values, first, refs, by_dd, computed, digits)
