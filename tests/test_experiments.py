@@ -455,3 +455,22 @@ def test_a_bad_module_criterion_is_one_error_line(tmp_path):
     with pytest.raises(UserError) as e:
         scene.load(_scene(tmp_path, 'kind = "python"\nmodule = "flip.py"\nsteps = 30', '[plane]\nx = "lr"\ny = "curvature"'))
     assert e.value.where == "flip.py" and "CRITERION" in e.value.what
+
+
+def test_a_loss_falling_past_float64s_range_is_measured_without_a_warning():
+    """A run converging faster than geometrically (Liu et al.'s multiplicative
+    ripple) reaches losses of 1e-300 and below: 1/v_t overflows, silently, and
+    the values are the whole record's."""
+    import warnings
+
+    T = 25
+    losses = np.stack([np.logspace(0, -320, T), np.r_[1.0, np.full(T - 1, 1e-308)], np.logspace(0, 10, T)], axis=1)
+    for criterion in ("converged", "bounded"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            m = engine.measure.NetworkMeasure(T, 3, criterion=criterion)
+            m.add(0, np.arange(3), losses[:10])
+            m.add(10, np.arange(3), losses[10:])
+            got = m.result()
+        assert np.array_equal(got, engine.network_measure(losses, criterion))
+        assert got[0] < 0 and got[1] < 0 and got[2] > 0

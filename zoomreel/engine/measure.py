@@ -209,11 +209,17 @@ class NetworkMeasure:
             v = np.minimum(np.where(np.isfinite(v), v, V_CAP), V_CAP)
             inv = 1.0 / v
         acc = self.sums[:, ids]
-        for k in range(v.shape[0]):
-            acc[0] += v[k]
-            acc[1] += inv[k]
-            if t + k >= self.first_tail:
-                acc[2] += v[k]
+        # A loss that falls to ~1e-300 or below (a run converging faster than
+        # geometrically, as Liu et al.'s multiplicative ripple does) makes
+        # 1/v_t near or past the largest float64, and its sum overflows to inf,
+        # as network_measure's does; that sum is read only for runs that are not
+        # trainable (inf then, by either measure). So overflow here is expected.
+        with np.errstate(over="ignore"):
+            for k in range(v.shape[0]):
+                acc[0] += v[k]
+                acc[1] += inv[k]
+                if t + k >= self.first_tail:
+                    acc[2] += v[k]
         self.sums[:, ids] = acc
 
     def _add_dd(self, t: int, ids: np.ndarray, losses: np.ndarray) -> None:
@@ -228,8 +234,9 @@ class NetworkMeasure:
             vh, vl = np.where(cap, V_CAP, vh), np.where(cap, 0.0, vl)
             ih, il = D.div(np.ones_like(vh), np.zeros_like(vl), vh, vl)
         acc = self.sums[:, ids]
-        for k in range(vh.shape[0]):
-            self._accumulate(acc, t + k, (vh[k], vl[k]), (ih[k], il[k]))
+        with np.errstate(over="ignore", invalid="ignore"):  # 1/v_t past float64's range: as in :meth:`add`
+            for k in range(vh.shape[0]):
+                self._accumulate(acc, t + k, (vh[k], vl[k]), (ih[k], il[k]))
         self.sums[:, ids] = acc
 
     def _accumulate(self, acc, step: int, v, inv) -> None:
