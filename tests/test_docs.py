@@ -52,6 +52,7 @@ NOT_OURS = {
     "CUDA_VISIBLE_DEVICES": "CUDA's device selection, which Ray sets for its tasks",
     "HYPERS": "what a user's Python module defines (zoomreel.pymodule reads it)",
     "OPTIMIZER": "what a user's Python module defines (zoomreel.pymodule reads it)",
+    "CRITERION": "what a user's Python module defines (zoomreel.pymodule reads it)",
 }
 
 # Top-level folders whose paths the docs name as files of this repository.

@@ -44,9 +44,51 @@ def test_optimizers_match_a_numpy_reference(optimizer, hp):
     model = Model(steps=50, optimizer=optimizer, hypers=tuple(sorted(hp.items())))
     lr0, lr1 = (np.array(v, dtype=float) for v in zip(*PIXELS[optimizer]))
     got = engine.train(model, lr0, lr1, "float64").values
-    want = np.array([ropt.pixel(optimizer, engine.draws(model), a, b, 50, **hp) for a, b in zip(lr0, lr1)])
+    want = np.array([ropt.pixel(optimizer, engine.draws(model), (a, b), 50, **hp) for a, b in zip(lr0, lr1)])
     assert np.all(np.abs(got - want) <= 1e-10 * np.abs(want)), (got, want)
     assert set(np.sign(want)) == {-1.0, 1.0}  # both phases among the pixels
+
+
+class _Deep:
+    """A deeper network's shared draws, as the reference takes them: its
+    initial weights, inputs and targets (only the draws are shared)."""
+
+    def __init__(self, model):
+        from zoomreel.engine import generic
+
+        p = generic.problem(model)
+        ws = p.init({"init.scale": 1.0, "init.offset": 0.0})
+        self.weights = [np.asarray(ws[g]) for g in sorted(ws, key=int)]
+        self.x, self.y = np.asarray(p.data["xt"]).T, np.asarray(p.data["yt"]).T
+
+
+# name: (model, the reference's keywords, pixels (x, y), the fixed rates after them)
+FRAMES = {
+    "rmsprop": (Model(steps=50, optimizer="rmsprop", hypers=(("decay", 0.9), ("eps", 1e-8))),
+                {"decay": 0.9, "eps": 1e-8}, [(0.1, 0.1), (0.1, 3), (0.1, 10), (0.1, 100), (1e4, 1), (1e4, 30)]),
+    "clip": (Model(steps=50, hypers=(("clip", 1.0),)), {"clip": 1.0},
+             [(1, 1), (10, 100), (100, 10), (3, 300), (1, 1e4)]),
+    "weight_decay": (Model(steps=50, optimizer="momentum", hypers=(("momentum", 0.5), ("weight_decay", 0.1))),
+                     {"momentum": 0.5, "weight_decay": 0.1}, [(1, 1), (10, 10), (1, 30), (30, 100)]),
+    "residual": (Model(steps=50, widths=(16, 16), residual=True, plane="", axes=(("lr.1", "log"), ("lr.2", "log"))),
+                 {"residual": True}, [(1, 30), (100, 30), (1, 1000), (100, 1000)]),
+}
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_rmsprop_clip_weight_decay_and_residual_match_a_numpy_reference(name):
+    """The rest of the optimizer frame and the residual network, float64, 50 steps."""
+    model, kw, pixels = FRAMES[name]
+    hx, hy = (np.array(v, dtype=float) for v in zip(*pixels))
+    got = engine.train(model, hx, hy, "float64").values
+    if model.widths:
+        d = _Deep(model)
+        lrs = [(0.1, a, b) for a, b in pixels]  # lr.0 is lr's default
+        want = np.array([ropt.pixel(model.optimizer, d, r, 50, weights=d.weights, **kw) for r in lrs])
+    else:
+        want = np.array([ropt.pixel(model.optimizer, engine.draws(model), p, 50, **kw) for p in pixels])
+    assert np.all(np.abs(got - want) <= 1e-10 * np.abs(want)), (got, want)
+    assert set(np.sign(want)) == {-1.0, 1.0}
 
 
 @pytest.mark.slow
@@ -129,6 +171,8 @@ BAD = [
     ("", '[plane]\nx = "lr"\ny = "init.scale"\nz = 1', "plane.z", "unknown key"),
     ('plane = "init-lr"', '[plane]\nx = "lr"\ny = "init.scale"', "model.plane", "keep one of them"),
     ("lr = 0.1", '[plane]\nx = "lr"\ny = "init.scale"', "model.lr", "also given a value"),
+    ('criterion = "finite"', "", "model.criterion", "unknown value"),
+    ("criterion = 1", "", "model.criterion", "unknown value"),
 ]
 
 
@@ -307,3 +351,126 @@ def test_a_data_file_is_keyed_by_its_bytes_not_its_name(tmp_path):
     assert kinds.key_fields(a) != kinds.key_fields(b)
     fixed = scene.load(_scene(tmp_path, '"init.offset" = -0.5\nsteps = 20', name="o.toml")).model
     assert fixed.hyper("init.offset") == -0.5 and engine.implementation(fixed).impl == "generic"
+
+
+# -- the trainability criterion
+
+def test_the_bounded_criterion_classes_by_the_whole_record_in_every_form():
+    """Trainable iff every v_t is finite and at most the cap; the values are
+    the paper's measure's. Accumulated by segments, with pixels retired, in
+    double-double too, it equals the whole record's."""
+    rng = np.random.default_rng(3)
+    T, N = 40, 12
+    v = np.exp(rng.normal(0, 1, (T, N)).cumsum(axis=0) * 0.5)
+    v /= v[:1]  # v_0 = 1
+    v[:, 0] = 1.0  # oscillating at its starting loss: bounded, never converged
+    v[5, 1] = 2e6  # past the cap once, then back
+    v[7:, 2] = np.nan  # parameters gone
+    v[9, 3] = np.inf
+    v[1:, 4] = 1e6  # at the cap exactly: bounded
+    losses = 3.0 * v
+    want_class = np.array([np.all(np.isfinite(c) & (c <= 1e6)) for c in v.T])
+    paper = engine.network_measure(losses)
+    got = engine.network_measure(losses, "bounded")
+    assert np.array_equal(got < 0, want_class) and want_class[[0, 4]].all() and not want_class[[1, 2, 3]].any()
+    with np.errstate(invalid="ignore"):
+        vv = losses / losses[:1]
+    capped = np.minimum(np.where(np.isfinite(vv), vv, 1e6), 1e6)
+    assert np.array_equal(got, np.where(want_class, -capped.sum(axis=0), (1 / capped).sum(axis=0)))  # the paper's sums
+    assert paper[0] > 0 and got[0] == -T
+    m = engine.measure.NetworkMeasure(T, N, criterion="bounded")
+    ids = np.arange(N)
+    m.add(0, ids, losses[:15])
+    m.add(15, ids[:6], losses[15:25, :6])
+    m.retire(ids[6:], 15)  # retired pixels: NaN from step 15 on
+    m.add(25, ids[:6], losses[25:, :6])
+    record = losses.copy()
+    record[15:, 6:] = np.nan
+    assert np.array_equal(m.result(), engine.network_measure(record, "bounded"))
+    dd = np.stack([losses, np.zeros_like(losses)], axis=-1)
+    assert np.array_equal(engine.network_measure(dd, "bounded") < 0, want_class)
+
+
+FLIP = """
+import jax.numpy as jnp
+
+HYPERS = {"curvature": {"default": 1.0, "scale": "linear"}}
+CRITERION = "bounded"
+
+def init(seed, hp):
+    return {"w": jnp.array([1.0, -2.0])}
+
+def loss(params, data, hp):
+    return 0.5 * hp["curvature"] * jnp.sum(params["w"] ** 2)
+"""
+
+
+def test_a_run_that_oscillates_forever_is_trainable_when_bounded_counts(tmp_path):
+    """Gradient descent on 0.5 h |w|^2 with lr h = 2 flips w to -w at every
+    step: L_t = L_0 forever. Never converged (the paper's criterion), always
+    bounded (Liu et al.'s); lr h = 1.5 converges, 3 diverges past the cap."""
+    (tmp_path / "flip.py").write_text(FLIP)
+    lrs = np.array([1.5, 2.0, 3.0])
+    h = np.ones(3)
+
+    def values(toml_extra, name):
+        s = scene.load(_scene(tmp_path, f'kind = "python"\nmodule = "flip.py"\nsteps = 30\n{toml_extra}',
+                              '[plane]\nx = "lr"\ny = "curvature"\nx_scale = "linear"', name=name))
+        r = engine.train(s.model, lrs, h, "float64")
+        assert r.implementation == "generic"
+        return s.model, r.values
+
+    bounded, got = values("", "b.toml")  # the module's CRITERION
+    converged, paper = values('criterion = "converged"', "c.toml")  # the file wins
+    assert (bounded.criterion, converged.criterion) == ("bounded", "converged")
+    want = [_quadratic_measure(lr, 1.0, 30) for lr in lrs]
+    assert np.allclose(paper, want, rtol=1e-12) and list(np.sign(paper)) == [-1, 1, 1]
+    assert got[0] == paper[0] and got[1] == -30.0 and got[2] == paper[2] > 0
+    assert kinds.key_fields(bounded) != kinds.key_fields(converged)
+    assert "criterion" not in kinds.key_fields(converged)
+
+
+def test_only_the_generic_step_trains_a_bounded_network(tmp_path):
+    m = scene.load(_scene(tmp_path, 'criterion = "bounded"\nsteps = 20')).model
+    assert m.criterion == "bounded" and m == Model(steps=20, criterion="bounded")
+    assert engine.implementation(m).impl == "generic"
+    assert not any(f.supports(m) for f in engine.implementations("network") if f.impl != "generic")
+    assert kinds.key_fields(m) == {**kinds.key_fields(Model(steps=20)), "criterion": "bounded"}
+    with pytest.raises(UserError) as e:
+        scene.load(_scene(tmp_path, 'criterion = "bounded"\nsteps = 20', video='precision = "dd"'))
+    assert e.value.where == "s.toml:video.precision" and "float64" in e.value.fix
+    with pytest.raises(UserError) as e:
+        engine.train(m, np.array([1.0]), np.array([1.0]), "float64", impl="xla")
+    assert "\n" not in e.value.line()
+    # the paper's pixels, whole-record measure with the bounded class
+    lr0, lr1 = np.array([1.0, 10.0, 300.0]), np.array([1.0, 3.0, 300.0])
+    got = engine.train(m, lr0, lr1, "float64").values
+    d = engine.draws(m)
+    want = [engine.network_measure(ropt.losses("gd", d, (a, b), 20)[:, None], "bounded")[0] for a, b in zip(lr0, lr1)]
+    assert np.allclose(got, want, rtol=1e-10) and got[0] < 0 < got[2]
+
+
+def test_a_bad_module_criterion_is_one_error_line(tmp_path):
+    (tmp_path / "flip.py").write_text(FLIP.replace('"bounded"', '"finite"'))
+    with pytest.raises(UserError) as e:
+        scene.load(_scene(tmp_path, 'kind = "python"\nmodule = "flip.py"\nsteps = 30', '[plane]\nx = "lr"\ny = "curvature"'))
+    assert e.value.where == "flip.py" and "CRITERION" in e.value.what
+
+
+def test_a_loss_falling_past_float64s_range_is_measured_without_a_warning():
+    """A run converging faster than geometrically (Liu et al.'s multiplicative
+    ripple) reaches losses of 1e-300 and below: 1/v_t overflows, silently, and
+    the values are the whole record's."""
+    import warnings
+
+    T = 25
+    losses = np.stack([np.logspace(0, -320, T), np.r_[1.0, np.full(T - 1, 1e-308)], np.logspace(0, 10, T)], axis=1)
+    for criterion in ("converged", "bounded"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            m = engine.measure.NetworkMeasure(T, 3, criterion=criterion)
+            m.add(0, np.arange(3), losses[:10])
+            m.add(10, np.arange(3), losses[10:])
+            got = m.result()
+        assert np.array_equal(got, engine.network_measure(losses, criterion))
+        assert got[0] < 0 and got[1] < 0 and got[2] > 0

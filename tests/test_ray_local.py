@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import scene_text
 
@@ -73,3 +74,67 @@ def test_a_killed_driver_takes_its_local_runtime_with_it(tmp_path):
     p.send_signal(signal.SIGKILL)
     p.communicate(timeout=60)
     assert wait_for(lambda: not marked(mark), 120) is True, marked(mark)
+
+
+MODULE = '''
+import jax.numpy as jnp
+
+HYPERS = {"curvature": {"default": 1.0, "scale": "log"}}
+
+def init(seed, hp):
+    return {"w": jnp.array([1.0, -2.0, 0.5])}
+
+def loss(params, data, hp):
+    w = params["w"]
+    return 0.5 * hp["curvature"] * jnp.sum(w ** 2) + 0.1 * jnp.sum(jnp.cos(5.0 * w))
+'''
+
+PYTHON_SCENE = '''[model]
+kind = "python"
+module = "bowl.py"
+steps = 20
+
+[plane]
+x = "lr"
+y = "curvature"
+
+[video]
+size = [16, 16]
+fps = 2
+precision = "float64"
+
+[[keyframe]]
+time = 0.0
+center = ["0.0", "0.0"]
+span = 2
+
+[[keyframe]]
+time = 1.0
+center = ["0.2", "0.1"]
+span = 1
+'''
+
+
+def test_a_python_module_scene_renders_on_local_ray_as_it_does_here(tmp_path):
+    """The module's source travels inside the job: Ray's workers, started
+    in no folder of the scene's, train its frames to the same bits."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    (scenes / "bowl.py").write_text(MODULE)
+    (scenes / "s.toml").write_text(PYTHON_SCENE)
+    here = subprocess.run([*CLI, "render", scenes / "s.toml", "--out", tmp_path / "here", "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
+    mark = uuid.uuid4().hex
+    on_ray = subprocess.run([*CLI, "render", scenes / "s.toml", "--out", tmp_path / "ray", "--quiet", "--ray", "local"],
+                            capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, ZOOMREEL_TEST_MARK=mark))
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert "rendered 3, reused 0" in on_ray.stdout and on_ray.stderr.startswith("ray: 3 tasks on "), on_ray.stderr
+    a, b = (sorted((tmp_path / d / "s" / "cache" / "frames").glob("*.npy")) for d in ("here", "ray"))
+    assert [f.name for f in a] == [f.name for f in b] and len(a) == 3
+    for fa, fb in zip(a, b):
+        va, vb = np.load(fa), np.load(fb)
+        assert va.tobytes() == vb.tobytes(), fa.name  # bit for bit
+        assert (va < 0).any() and (va > 0).any()  # both phases in every frame
+    assert (tmp_path / "here" / "s" / "s.mp4").read_bytes() == (tmp_path / "ray" / "s" / "s.mp4").read_bytes()
+    assert wait_for(lambda: not marked(mark), 90) is True, marked(mark)

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 NONLINEARITIES = ("tanh", "relu", "identity")
 PLANES = ("lr-lr", "init-lr")
+# When a run counts as trainable (zoomreel.engine.measure): "converged", the
+# paper's (the mean of the last values of L_t / L_0 below 1), or "bounded"
+# (every L_t / L_0 finite and at most the cap), Liu et al.'s.
+CRITERIA = ("converged", "bounded")
 
 # Part of every frame's cache key: bump it whenever a change to the engine
 # changes any pixel's bits on any device, so that cached frames are trained
@@ -28,6 +32,7 @@ ARITHMETIC_VERSIONS = {"dd": "3"}
 EXTRA_DEFAULTS = {
     "optimizer": "gd", "widths": (), "init": "mean-field", "data": "gaussian", "loss": "mse",
     "residual": False, "hypers": (), "axes": (), "module": "", "module_hash": "", "data_hash": "",
+    "criterion": "converged",
 }
 
 
@@ -53,6 +58,7 @@ class Model:
     module: str = ""  # the Python kind's module, as written in the file
     module_hash: str = ""  # sha256 of its source
     data_hash: str = ""  # sha256 of an .npz data file
+    criterion: str = "converged"  # one of CRITERIA: when a network or python run counts as trainable
     # Carried with the model (to Ray workers too), never compared: their hashes stand for them.
     source: str = field(default="", compare=False, repr=False)
     data_bytes: bytes = field(default=b"", compare=False, repr=False)

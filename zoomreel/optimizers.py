@@ -87,7 +87,8 @@ def _adam(hp):
 register(Optimizer("adam", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, _adam, "Adam"))
 
 
-# -- rmsprop: v = decay * v + (1 - decay) * grad^2 (v starts at 0); params -= lr * grad / (sqrt(v) + eps)
+# -- rmsprop: v = decay * v + (1 - decay) * grad^2 (v starts at 0); params -= lr * grad / sqrt(v + eps)
+#    (optax's default: eps under the root)
 
 def _rmsprop(hp):
     import optax

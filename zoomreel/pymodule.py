@@ -11,6 +11,8 @@ The module defines (docs/format.md, "The python kind"):
 - ``HYPERS`` (optional): name -> {"default": number, "scale": "log"|"linear"};
 - ``OPTIMIZER`` (optional): defaults for the [model] keys of the optimizer
   ("optimizer", "lr", "beta1", ...), which the keyframe file overrides;
+- ``CRITERION`` (optional): the default of [model] ``criterion``,
+  "converged" (the paper's) or "bounded";
 - ``data(seed)`` (optional): a pytree of arrays every pixel shares;
 - ``init(seed, hp)``: the parameters, a dict of arrays (the top-level keys
   are the parameter groups, ``lr.<key>`` their learning rates);
@@ -84,6 +86,16 @@ def optimizer(mod, name: str) -> dict:
     if not isinstance(o, dict):
         raise UserError(f"OPTIMIZER is a {type(o).__name__}, not a dict", name, 'write OPTIMIZER = {"optimizer": "adam", "lr": 0.01}')
     return dict(o)
+
+
+def criterion(mod, name: str) -> str:
+    """The module's CRITERION (default "converged")."""
+    from .model import CRITERIA
+
+    c = getattr(mod, "CRITERION", "converged")
+    if c not in CRITERIA:
+        raise UserError(f"CRITERION is {c!r}, not one of {', '.join(CRITERIA)}", name, 'write CRITERION = "bounded"')
+    return c
 
 
 def call(name: str, fn: str, f, *args):

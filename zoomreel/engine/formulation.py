@@ -13,6 +13,9 @@ kind, in one object:
   ``(state, a, b, l0, consts, idx) -> Segment(state, losses, dead, ran, l0)``;
 - ``measure(steps, n, A)``: the accumulator that turns per-step values into the
   measure (:mod:`zoomreel.engine.measure`), in the precision of ``A``'s records;
+  the scheduler asks ``measure_of(model, steps, n, A)``, which is ``measure``
+  unless the formulation trains models whose measure differs by more than
+  the kind (the generic step: a model's trainability ``criterion``);
 - ``retire(measure, ids)``: pixels to retire between segments besides ``dead``
   (or None).
 
@@ -26,8 +29,9 @@ Each formulation also says which models it can train (:meth:`Formulation.support
 and in which arithmetics (:meth:`Formulation.arithmetics`). By default that
 is what the model's kind calls native (:meth:`zoomreel.kinds.KindSpec.native`):
 the hand-written steps know only the paper's fields, so the choice never falls
-on one that would ignore a field (the generic step, :mod:`.generic`, trains
-every model of its kind).
+on one that would ignore a field, a trainability ``criterion`` other than
+the paper's included (the generic step, :mod:`.generic`, trains every model
+of its kind).
 """
 
 from __future__ import annotations
@@ -93,6 +97,10 @@ class Formulation:
 
     def measure(self, steps: int, n: int, A):
         raise TypeError(f"{type(self).__name__} has no measure")
+
+    def measure_of(self, model, steps: int, n: int, A):
+        """The measure of ``model``'s pixels: :meth:`measure`, for the models it supports."""
+        return self.measure(steps, n, A)
 
     def retire(self, measure, ids):
         return None

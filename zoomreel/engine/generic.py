@@ -11,7 +11,10 @@ coordinates (``a``, ``b``) and the fixed values.
 
 Each step records the loss at the parameters before its update (the paper's
 order), so the measure, early exit and retirement are the network's
-(:class:`~.measure.NetworkMeasure`, :data:`~.network.RETIRE_V`).
+(:class:`~.measure.NetworkMeasure`, :data:`~.network.RETIRE_V`), with the
+model's trainability ``criterion``: the only formulation that honours one
+other than the paper's. (Retiring at RETIRE_V, past the cap, changes no
+class under "bounded" either: such a run has left the cap behind.)
 
 A pixel's parameters and optimizer state are made on the device, in the
 chunk's first segment (the initialisation may depend on either plane
@@ -123,8 +126,8 @@ class GenericXLA(Formulation):
         zeros = jax.tree_util.tree_map(lambda s: np.zeros((N,) + s.shape, s.dtype), shapes)
         return GenericState(zeros[0], zeros[1], np.ones(N, dtype=bool))
 
-    def measure(self, steps, n, A):
-        return NetworkMeasure(steps, n, A.record_parts)
+    def measure_of(self, model, steps, n, A):
+        return NetworkMeasure(steps, n, A.record_parts, criterion=model.criterion)
 
     def retire(self, measure, ids):
         return measure.past(ids, RETIRE_V)

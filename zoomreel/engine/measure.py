@@ -16,6 +16,10 @@ measure put the boundary thousands of pixels away from where it is.
 Network (the paper's measure): v_t = L_t / L_0, non-finite or larger values
 capped at :data:`V_CAP`; converged when the mean of the last :data:`LAST`
 values is below 1, then -sum v_t (negative), else +sum 1/v_t (positive).
+A model's ``criterion`` (:data:`~zoomreel.model.CRITERIA`) may replace the
+class test, never the values: "bounded" (Liu et al.'s trainability) calls a
+run trainable when every v_t is finite and at most V_CAP, before capping; it
+then gets -sum v_t, and +sum 1/v_t otherwise.
 Mandelbrot: smooth escape time for escaped points, -(1 + mean |z|^2 over the
 last iterations) for bounded ones.
 """
@@ -26,28 +30,39 @@ from typing import Callable
 
 import numpy as np
 
+from ..model import CRITERIA
+
 V_CAP = 1e6  # guard and cap of the normalised loss (paper)
 LAST = 20  # the converged test averages this many final values
 MANDELBROT_ESCAPE = 1e3  # escape radius for smooth escape time
 
 
-def network_measure(losses: np.ndarray) -> np.ndarray:
+def network_measure(losses: np.ndarray, criterion: str = "converged") -> np.ndarray:
     """Paper's per-pixel measure from a (steps, N) loss record, or a
     double-double one (steps, N, 2), taken in double-double.
 
-    Negative: converged (-sum v_t). Positive: diverged (+sum 1/v_t).
+    Negative: trainable by ``criterion`` (-sum v_t): converged (the paper's)
+    or bounded. Positive: not (+sum 1/v_t).
     """
     losses = np.asarray(losses, dtype=np.float64)
     if losses.ndim == 3:
-        m = NetworkMeasure(losses.shape[0], losses.shape[1], parts=2)
+        m = NetworkMeasure(losses.shape[0], losses.shape[1], parts=2, criterion=criterion)
         m.add(0, np.arange(losses.shape[1]), losses)
         return m.result()
     with np.errstate(all="ignore"):
         v = losses / losses[:1]
+        if criterion == "bounded":
+            trainable = _within_cap(v).all(axis=0)
         v = np.where(np.isfinite(v), v, V_CAP)
         v = np.minimum(v, V_CAP)
-        converged = v[-LAST:].mean(axis=0) < 1.0
-        return np.where(converged, -v.sum(axis=0), (1.0 / v).sum(axis=0))
+        if criterion != "bounded":
+            trainable = v[-LAST:].mean(axis=0) < 1.0
+        return np.where(trainable, -v.sum(axis=0), (1.0 / v).sum(axis=0))
+
+
+def _within_cap(v):
+    """Per value: finite and at most :data:`V_CAP` (NaN: no)."""
+    return np.isfinite(v) & (v <= V_CAP)
 
 
 def mandelbrot_measure(mod2: np.ndarray) -> np.ndarray:
@@ -160,11 +175,18 @@ class NetworkMeasure:
     quantity above is kept in double-double; the class (the mean of the last
     values below 1) is decided exactly on those sums, and the values are
     their float64 roundings.
+
+    ``criterion="bounded"`` keeps one more flag per pixel, whether every v_t
+    so far was finite and at most the cap (on the double-double value with
+    ``parts=2``), and classes by it; the sums are the same.
     """
 
-    def __init__(self, steps: int, n: int, parts: int = 1):
+    def __init__(self, steps: int, n: int, parts: int = 1, criterion: str = "converged"):
+        if criterion not in CRITERIA:
+            raise ValueError(f"unknown criterion {criterion!r}")
         self.steps = steps
         self.parts = parts
+        self.bounded = np.ones(n, dtype=bool) if criterion == "bounded" else None
         self.first_tail = max(0, steps - LAST)
         tail = (2,) if parts == 2 else ()
         self.l0 = np.full((n,) + tail, np.nan)
@@ -182,14 +204,22 @@ class NetworkMeasure:
         with np.errstate(all="ignore"):
             v = losses / self.l0[ids]
             self.last[ids] = v[-1]
+            if self.bounded is not None:
+                self.bounded[ids] &= _within_cap(v).all(axis=0)
             v = np.minimum(np.where(np.isfinite(v), v, V_CAP), V_CAP)
             inv = 1.0 / v
         acc = self.sums[:, ids]
-        for k in range(v.shape[0]):
-            acc[0] += v[k]
-            acc[1] += inv[k]
-            if t + k >= self.first_tail:
-                acc[2] += v[k]
+        # A loss that falls to ~1e-300 or below (a run converging faster than
+        # geometrically, as Liu et al.'s multiplicative ripple does) makes
+        # 1/v_t near or past the largest float64, and its sum overflows to inf,
+        # as network_measure's does; that sum is read only for runs that are not
+        # trainable (inf then, by either measure). So overflow here is expected.
+        with np.errstate(over="ignore"):
+            for k in range(v.shape[0]):
+                acc[0] += v[k]
+                acc[1] += inv[k]
+                if t + k >= self.first_tail:
+                    acc[2] += v[k]
         self.sums[:, ids] = acc
 
     def _add_dd(self, t: int, ids: np.ndarray, losses: np.ndarray) -> None:
@@ -199,11 +229,14 @@ class NetworkMeasure:
             vh, vl = D.div(losses[..., 0], losses[..., 1], l0[:, 0], l0[:, 1])
             self.last[ids] = vh[-1]
             cap = ~(np.isfinite(vh) & np.isfinite(vl)) | D.greater(vh, vl, V_CAP)
+            if self.bounded is not None:
+                self.bounded[ids] &= ~cap.any(axis=0)
             vh, vl = np.where(cap, V_CAP, vh), np.where(cap, 0.0, vl)
             ih, il = D.div(np.ones_like(vh), np.zeros_like(vl), vh, vl)
         acc = self.sums[:, ids]
-        for k in range(vh.shape[0]):
-            self._accumulate(acc, t + k, (vh[k], vl[k]), (ih[k], il[k]))
+        with np.errstate(over="ignore", invalid="ignore"):  # 1/v_t past float64's range: as in :meth:`add`
+            for k in range(vh.shape[0]):
+                self._accumulate(acc, t + k, (vh[k], vl[k]), (ih[k], il[k]))
         self.sums[:, ids] = acc
 
     def _accumulate(self, acc, step: int, v, inv) -> None:
@@ -217,6 +250,8 @@ class NetworkMeasure:
         """Pixels ``ids`` train no further from step t: the cap for every later step."""
         if t >= self.steps or not ids.size:
             return
+        if self.bounded is not None:  # its record is NaN from step t on
+            self.bounded[ids] = False
         acc = self.sums[:, ids]
         if self.parts == 2:
             n = ids.size
@@ -242,10 +277,11 @@ class NetworkMeasure:
         count = self.steps - self.first_tail
         if self.parts == 2:
             s = self.sums
-            converged = DDMeasureMath.less(s[2, :, 0], s[2, :, 1], float(count))
-            return np.where(converged, -s[0, :, 0], s[1, :, 0])
-        converged = self.sums[2] / count < 1.0
-        return np.where(converged, -self.sums[0], self.sums[1])
+            trainable = self.bounded if self.bounded is not None else \
+                DDMeasureMath.less(s[2, :, 0], s[2, :, 1], float(count))
+            return np.where(trainable, -s[0, :, 0], s[1, :, 0])
+        trainable = self.bounded if self.bounded is not None else self.sums[2] / count < 1.0
+        return np.where(trainable, -self.sums[0], self.sums[1])
 
 
 class RecordMeasure:

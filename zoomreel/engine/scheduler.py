@@ -84,7 +84,7 @@ def train_group(form, model, A, pol: Policy, consts, idx_all, ga, gb, early_exit
     g = ga.shape[0]
     T = model.steps
     B0 = pol.chunk
-    measure = form.measure(T, g, A)
+    measure = form.measure_of(model, T, g, A)
     host = Rows(form.initial_state(model, ga, A), A.from_host(ga), A.from_host(gb), np.full(g, np.nan, A.loss_dtype))
     devices = pol.devices
     # Chunk-sized blocks of pixels are dealt to the devices in turn (neighbours

@@ -23,6 +23,10 @@ parameter groups "0".."L" (W_0: d x n_1, W_l: n_l x n_{l+1}, W_L: n_L x outputs)
 - loss: mse, the mean over points of the sum over outputs of (out - y)^2
   (class labels as one-hot targets); cross-entropy, the mean softmax cross
   entropy (class labels only).
+
+``criterion`` says when a run counts as trainable: "converged" (the paper's)
+or "bounded" (:mod:`zoomreel.engine.measure`); only the generic step honours
+"bounded", so such a model is never native.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ SHORTHANDS = {
 }
 LABELS = {"lr.0": "input-layer lr", "lr.1": "output-layer lr", "init.offset": "init offset", "lr": "lr"}
 BASE_KEYS = {"nonlinearity", "width", "widths", "dataset", "batch", "plane", "steps", "seed", "optimizer", "init",
-             "data", "loss", "residual"}
+             "data", "loss", "residual", "criterion"}
 
 
 class Network(KindSpec):
@@ -64,7 +68,7 @@ class Network(KindSpec):
         return out
 
     def parse(self, r, m, plane, base):
-        from ..model import NONLINEARITIES, PLANES, Model
+        from ..model import CRITERIA, NONLINEARITIES, PLANES, Model
 
         opt = r.choice(m.get("optimizer", "gd"), "model.optimizer", optimizers.names())
         if "width" in m and "widths" in m:
@@ -90,6 +94,7 @@ class Network(KindSpec):
                    f"allowed keys: {', '.join(sorted(allowed))}")
         nl = r.choice(m.get("nonlinearity", "tanh"), "model.nonlinearity", NONLINEARITIES)
         init = r.choice(m.get("init", "mean-field"), "model.init", INITS)
+        criterion = r.choice(m.get("criterion", "converged"), "model.criterion", CRITERIA)
         loss = r.choice(m.get("loss", "mse"), "model.loss", LOSSES)
         data, data_bytes, data_hash = self._data(r, m.get("data", "gaussian"), base)
         if data != "gaussian":
@@ -128,7 +133,7 @@ class Network(KindSpec):
         return Model(
             kind="network", nonlinearity=nl, width=ws[0], widths=ws if len(ws) > 1 else (), dataset=ds, batch=batch,
             plane=named, axes=() if named else axes, optimizer=opt, init=init, data=data, loss=loss, residual=residual,
-            hypers=fixed, data_hash=data_hash, data_bytes=data_bytes,
+            hypers=fixed, data_hash=data_hash, data_bytes=data_bytes, criterion=criterion,
             steps=r.ranged(m.get("steps", 500), "model.steps", integer=True),
             seed=r.ranged(m.get("seed", 0), "model.seed", integer=True),
         )
@@ -156,7 +161,7 @@ class Network(KindSpec):
     def native(self, model) -> bool:
         return (model.optimizer == "gd" and not model.widths and model.init == "mean-field" and model.data == "gaussian"
                 and model.loss == "mse" and not model.residual and not model.hypers and not model.axes
-                and model.plane in SHORTHANDS)
+                and model.plane in SHORTHANDS and model.criterion == "converged")
 
     def arithmetics(self, model):
         return None if self.native(model) else ("float32", "float64")
@@ -171,13 +176,14 @@ class Network(KindSpec):
             out.update(dataset=model.dataset, batch=model.batch)
         out.update(plane_of(model))
         out.update(steps=model.steps, seed=model.seed)
-        for k in ("optimizer", "init", "data", "loss", "residual"):
+        for k in ("optimizer", "init", "data", "loss", "residual", "criterion"):
             if getattr(model, k) != Network._DEFAULTS[k]:
                 out[k] = getattr(model, k)
         out.update(dict(model.hypers))
         return out
 
-    _DEFAULTS = {"optimizer": "gd", "init": "mean-field", "data": "gaussian", "loss": "mse", "residual": False}
+    _DEFAULTS = {"optimizer": "gd", "init": "mean-field", "data": "gaussian", "loss": "mse", "residual": False,
+                 "criterion": "converged"}
 
 
 def _scale(name: str) -> str:

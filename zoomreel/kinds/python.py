@@ -4,7 +4,9 @@
 file runs the module (:mod:`zoomreel.pymodule`): the keyframe file is a
 program. Its hyperparameters are the module's HYPERS and the optimizer's
 (lr, lr.<group> per top-level parameter group, clip, weight_decay and the
-optimizer's own); OPTIMIZER gives defaults that the [model] keys override.
+optimizer's own); OPTIMIZER gives defaults that the [model] keys override,
+and CRITERION the trainability criterion's ("converged" or "bounded"), which
+``criterion`` in [model] overrides.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from ..errors import UserError, shown
 from . import (Axis, Hyper, KindSpec, axis_value, check_axes, default_scale, flat, plane_of, read_beside, read_hypers,
                read_plane, split_plane)
 
-BASE_KEYS = {"module", "steps", "seed", "optimizer", "plane"}
+BASE_KEYS = {"module", "steps", "seed", "optimizer", "plane", "criterion"}
 
 
 class Python(KindSpec):
     name = "python"
 
     def parse(self, r, m, plane, base):
-        from ..model import Model
+        from ..model import CRITERIA, Model
 
         name = m.get("module")
         if not isinstance(name, str) or not name.endswith(".py"):
@@ -40,6 +42,7 @@ class Python(KindSpec):
         defaults = pymodule.optimizer(mod, name)
         opt = r.choice(m.get("optimizer", defaults.get("optimizer", "gd")), "model.optimizer", optimizers.names())
         seed = r.ranged(m.get("seed", 0), "model.seed", integer=True)
+        criterion = r.choice(m.get("criterion", pymodule.criterion(mod, name)), "model.criterion", CRITERIA)
         probe = {**{k: v for k, v in optimizers.hyper_defaults(opt).items() if v is not None}, **{k: d for k, (d, _) in own.items()}}
         groups = pymodule.check(mod, name, seed, probe)
         hypers = _hypers(opt, own, groups)
@@ -67,7 +70,8 @@ class Python(KindSpec):
         check_axes(r, axes, tuple(fixed.items()))
         return Model(kind="python", module=name, module_hash=pymodule.digest(text), source=text, optimizer=opt,
                      hypers=tuple(sorted(fixed.items())), axes=axes, plane="", width=0, dataset=0.0,
-                     steps=r.ranged(m.get("steps", 500), "model.steps", integer=True), seed=seed)
+                     steps=r.ranged(m.get("steps", 500), "model.steps", integer=True), seed=seed,
+                     criterion=criterion)
 
     def check(self, model, center, where):
         """The module once more, at the first keyframe's centre (the plane's values there)."""
@@ -104,13 +108,16 @@ class Python(KindSpec):
         return ("float32", "float64")
 
     def key_fields(self, model):
-        return {"kind": "python", "module_hash": model.module_hash, "optimizer": model.optimizer,
-                "hypers": [list(h) for h in model.hypers], "axes": [list(a) for a in model.axes],
-                "steps": model.steps, "seed": model.seed}
+        out = {"kind": "python", "module_hash": model.module_hash, "optimizer": model.optimizer,
+               "hypers": [list(h) for h in model.hypers], "axes": [list(a) for a in model.axes],
+               "steps": model.steps, "seed": model.seed}
+        if model.criterion != "converged":
+            out["criterion"] = model.criterion
+        return out
 
     def table(self, model):
         return {"kind": "python", "module": model.module, "optimizer": model.optimizer, "steps": model.steps,
-                "seed": model.seed, **dict(model.hypers), **plane_of(model)}
+                "seed": model.seed, "criterion": model.criterion, **dict(model.hypers), **plane_of(model)}
 
 
 def _decimal(v, name: str, key: str) -> Decimal:
