@@ -24,8 +24,9 @@ ENGINE_VERSION = "3"
 # The same, for one arithmetic alone: part of the key of its frames only
 # (dd 2: products from exact slices, tanh from a table, constants kept
 # opaque to the compiler; dd 3: the measure taken in double-double, not from
-# float64-rounded losses).
-ARITHMETIC_VERSIONS = {"dd": "3"}
+# float64-rounded losses; perturb 1: float64 differences from a fixed-point
+# reference, the class decided on the reference's exact tail).
+ARITHMETIC_VERSIONS = {"dd": "3", "perturb": "1"}
 
 # The fields the paper's models never set: at these values they are left out
 # of the cache key, so the paper's frames keep their keys.
