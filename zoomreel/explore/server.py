@@ -157,12 +157,13 @@ def parse_view(doc: dict, where: str) -> tuple[Model, path.View, str]:
 
 
 def check_trainable(model: Model, view: path.View, where: str) -> None:
-    """Refuse, before queueing, a view the deepest arithmetic cannot train
-    (the explorer's levels stop at dd's depth; perturbation goes deeper in
-    renders and frames)."""
+    """Refuse, before queueing, a view the deepest arithmetic the model trains
+    in cannot train (the explorer's levels stop at dd's depth, or float64's
+    for a model the generic step trains; perturbation goes deeper in renders
+    and frames)."""
     from .. import engine
 
-    preflight.check_view(model, view, where, engine.LADDER[-1])
+    preflight.check_view(model, view, where, engine.arithmetics_for(model)[-1])
 
 
 def check_work(limits: Limits, work: int, where: str, what: str) -> None:
