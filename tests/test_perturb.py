@@ -8,6 +8,7 @@ where the frame's converged pixels cannot follow it.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal, localcontext
 
 import mpmath
@@ -229,3 +230,41 @@ def test_pyramid_tiles_by_perturbation(tmp_path):
         assert got.record["dtype"] == "perturb" and got.record["decision"]["redone"] is not None
         f64 = work.train_view(plan.scene.model, t.view(), "float64").raw
         assert np.mean((got.raw > 0) == (f64 > 0)) >= 0.99
+
+
+@pytest.mark.parametrize("model", [Model(kind="mandelbrot", steps=60), small(seed=0)], ids=["mandelbrot", "network"])
+def test_a_reference_is_kept_and_read_back_whole(model, tmp_path, monkeypatch):
+    """A reference orbit is trained once: the next process (or a resumed
+    frame) reads it back with the same bits; a damaged file is trained again
+    and replaced, never read."""
+    from zoomreel.engine import config, reference
+
+    monkeypatch.setattr(config, "cache_folder", lambda: str(tmp_path))
+    point = (Decimal("-0.75"), Decimal("0.1")) if model.kind == "mandelbrot" else (Decimal("1.0"), Decimal("1.65"))
+    perturb._orbit.cache_clear()
+    first = perturb.orbit(model, *point, 30)
+    files = list((tmp_path / "references").glob("*.npz"))
+    assert len(files) == 1
+
+    def untrainable(*a, **k):
+        raise AssertionError("the kept reference was trained again")
+
+    perturb._orbit.cache_clear()
+    monkeypatch.setattr(reference, "mandelbrot_orbit", untrainable)
+    monkeypatch.setattr(reference, "network_orbit", untrainable)
+    again = perturb.orbit(model, *point, 30)
+    for f in dataclasses.fields(first):
+        np.testing.assert_array_equal(getattr(again, f.name), getattr(first, f.name))
+        assert type(getattr(again, f.name)) is type(getattr(first, f.name)) or isinstance(getattr(first, f.name), np.ndarray)
+
+    files[0].write_bytes(files[0].read_bytes()[:100])  # a torn file
+    monkeypatch.undo()
+    monkeypatch.setattr(config, "cache_folder", lambda: str(tmp_path))
+    perturb._orbit.cache_clear()
+    mended = perturb.orbit(model, *point, 30)
+    for f in dataclasses.fields(first):
+        np.testing.assert_array_equal(getattr(mended, f.name), getattr(first, f.name))
+    assert perturb._read_orbit(type(first), str(files[0]), model.steps) is not None  # replaced whole
+    other = perturb.orbit(model, point[0], point[1] + Decimal("1e-20"), 30)  # another point: its own file
+    assert len(list((tmp_path / "references").glob("*.npz"))) == 2 and other is not mended
+    perturb._orbit.cache_clear()

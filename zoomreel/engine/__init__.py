@@ -1,8 +1,9 @@
 """The engine: per-pixel hyperparameters in, the raw per-pixel measure out.
 
 Each pixel is one full training run; JAX trains many at once. The engine
-writes no frames (what it keeps on disk is JAX's compiled programs and the
-models' random draws, :mod:`.config` and :mod:`.randoms`).
+writes no frames (what it keeps on disk is JAX's compiled programs, the
+models' random draws and perturbation's reference orbits: :mod:`.config`,
+:mod:`.keep`, :mod:`.randoms`, :mod:`.perturb`).
 
 One room per concern:
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
 from decimal import Decimal, localcontext
 from typing import Callable, NamedTuple
 
@@ -39,7 +40,7 @@ from jax import lax
 
 from .. import kinds
 from ..model import Model
-from . import reference
+from . import keep, reference
 from .arith import FLOAT64, FULL, sum_last, tanh64
 from .formulation import Formulation, Segment
 from .measure import MANDELBROT_ESCAPE, V_CAP, DDMeasureMath, NetworkMeasure, RecordMeasure, mandelbrot_measure
@@ -431,15 +432,52 @@ def _finest(model: Model, view) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _orbit(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int):
+    where = keep.file("references", _orbit_key(model, rx, ry, digits, prec))
+    kind = reference.MandelbrotOrbit if model.kind == "mandelbrot" else reference.NetworkOrbit
+    kept = _read_orbit(kind, where, model.steps)
+    if kept is not None:
+        return kept
     if model.kind == "mandelbrot":
-        return reference.mandelbrot_orbit(rx, ry, model.steps, digits)
-    hx, hy = _hyper(rx, True, prec), _hyper(ry, True, prec)
-    return reference.network_orbit(model, draws(model), hx, hy, digits, RETIRE_V)
+        ref = reference.mandelbrot_orbit(rx, ry, model.steps, digits)
+    else:
+        hx, hy = _hyper(rx, True, prec), _hyper(ry, True, prec)
+        ref = reference.network_orbit(model, draws(model), hx, hy, digits, RETIRE_V)
+    keep.save(where, {f.name: np.asarray(getattr(ref, f.name)) for f in fields(kind)})
+    return ref
+
+
+def _orbit_key(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int) -> str:
+    """Everything that changes a reference orbit: the model as its cache key
+    names it, the exact point, the digits, the engine's and perturbation's
+    versions, and JAX's (the network's draws are JAX's)."""
+    import jax
+
+    from ..model import ARITHMETIC_VERSIONS, ENGINE_VERSION
+
+    fields_ = json.dumps(kinds.key_fields(model), sort_keys=True)
+    return (f"orbit {fields_} {rx} {ry} {digits} {prec} engine {ENGINE_VERSION} "
+            f"perturb {ARITHMETIC_VERSIONS['perturb']} jax {jax.__version__}")
+
+
+def _read_orbit(kind, where: str | None, steps: int):
+    """A kept orbit of class ``kind``, or None when there is none whole."""
+    names = tuple(f.name for f in fields(kind))
+    got = keep.load(where, names)
+    if got is None:
+        return None
+    out = {}
+    for f in fields(kind):
+        a = got[f.name]
+        out[f.name] = a if a.ndim else (int(a) if f.type == "int" else float(a))
+    big = out["z"] if kind is reference.MandelbrotOrbit else out["loss"]
+    return kind(**out) if big.shape[0] == steps else None
 
 
 def orbit(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int = 120):
-    """The reference orbit at plane point (rx, ry) in ``digits`` digits (kept
-    in this process for the views that share it)."""
+    """The reference orbit at plane point (rx, ry) in ``digits`` digits: kept
+    in this process for the views that share it, and on disk beside the
+    compiled programs (:mod:`.keep`), so a resumed or repeated frame, and
+    every frame of a zoom whose reference point is the same, trains it once."""
     return _orbit(model, rx, ry, digits, prec)
 
 

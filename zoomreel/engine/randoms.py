@@ -10,10 +10,6 @@ read back (same bits; a file that cannot be read is drawn again and replaced).
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import os
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +17,8 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from .. import atomic
 from ..model import Model
-from . import config
+from . import config, keep
 
 
 @dataclass(frozen=True)
@@ -58,46 +53,23 @@ def _cached(width: int, points: int, seed: int, steps: int, batch: int | None):
 def load_or_draw(width, points, seed, steps, batch):
     """The draws from the folder when they are there and whole, else drawn (and kept)."""
     where = _file(width, points, seed, steps, batch)
-    if where is not None:
-        try:
-            with np.load(where, allow_pickle=False) as f:
-                got = tuple(f[k] for k in ("w0", "w1", "x", "y"))
-                idx = f["idx"] if batch is not None else None
-            if (got[0].shape, got[2].shape, None if idx is None else idx.shape) == (
-                (width, width), (points, width), None if batch is None else (steps, batch)
-            ):
-                return got + (idx,)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # drawn again below, and the file replaced
+    names = ("w0", "w1", "x", "y") + (("idx",) if batch is not None else ())
+    got = keep.load(where, names)
+    if got is not None and (got["w0"].shape, got["x"].shape, got["idx"].shape if batch is not None else None) == (
+        (width, width), (points, width), None if batch is None else (steps, batch)
+    ):
+        return tuple(got[k] for k in ("w0", "w1", "x", "y")) + (got.get("idx"),)
     arrays = draw(width, points, steps, batch, seed)
     out = tuple(np.asarray(a) for a in arrays[:4])
     idx = None if batch is None else np.asarray(arrays[4], dtype=np.int32)
-    if where is not None:
-        _save(where, out, idx)
+    keep.save(where, dict(zip(("w0", "w1", "x", "y"), out), **({} if idx is None else {"idx": idx})))
     return out + (idx,)
 
 
 def _file(width, points, seed, steps, batch) -> str | None:
-    cache = config.cache_folder()
-    if not cache:
-        return None
     # The JAX version is part of the name: JAX does not promise the same random
     # numbers across versions, and these must be what this JAX draws.
-    key = f"draws {width} {points} {seed} {steps} {batch} threefry-partitionable jax {jax.__version__}"
-    return os.path.join(cache, "draws", hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
-
-
-def _save(where: str, out, idx) -> None:
-    arrays = dict(zip(("w0", "w1", "x", "y"), out))
-    if idx is not None:
-        arrays["idx"] = idx
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    try:
-        os.makedirs(os.path.dirname(where), exist_ok=True)
-        atomic.write_bytes(where, buf.getvalue(), owned=True)  # our own folder: replace whatever sits at the name
-    except OSError:  # a folder that cannot be written is skipped
-        pass
+    return keep.file("draws", f"draws {width} {points} {seed} {steps} {batch} threefry-partitionable jax {jax.__version__}")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
