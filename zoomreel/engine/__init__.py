@@ -9,6 +9,7 @@ One room per concern:
 
 - :mod:`.config`: the explicit runtime configuration (:func:`configure`);
 - :mod:`.randoms`: the reference experiment's random draws;
+- :mod:`.keep`: derived data kept beside the compiled programs (draws, reference orbits);
 - :mod:`.measure`: the per-pixel measure, in NumPy;
 - :mod:`.arith`: the arithmetics (precisions) the steps are written over;
 - :mod:`.dd`: double-double, the arithmetic past float64;
@@ -16,6 +17,8 @@ One room per concern:
 - :mod:`.network`, :mod:`.mandelbrot`: the hand-written formulations;
 - :mod:`.generic`: every other model: jax.grad of its loss and an optimizer's update
   (:mod:`.netproblem`: the network kind's loss for it);
+- :mod:`.perturb`: perturbation: every pixel a float64 difference from a reference
+  pixel (:mod:`.reference`: that pixel trained in many digits, fixed point);
 - :mod:`.fused`: the network's training segment as one GPU kernel (Pallas);
 - :mod:`.gpucode`: that kernel compiled for a GPU on any machine (a check, not a stage);
 - :mod:`.layout`: the row layout of a device's pixels;
