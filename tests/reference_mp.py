@@ -79,3 +79,15 @@ def engine_losses(model, arith: str, host: np.ndarray) -> list[list]:
             return [[mp(rec[t, k, 0]) + mp(rec[t, k, 1]) for t in range(model.steps)]
                     for k in range(host.shape[0])]
         return [[mp(rec[t, k]) for t in range(model.steps)] for k in range(host.shape[0])]
+
+
+def mandelbrot_smooth(x, y, steps: int, dps: int) -> float:
+    """The Mandelbrot measure of an escaping point c = x + iy (decimals), in
+    ``dps`` digits: the smooth escape time n + 1 - log2(log|z_n|), at least 1e-3."""
+    with mpmath.workdps(dps):
+        c, z = mpmath.mpc(mpmath.mpf(str(x)), mpmath.mpf(str(y))), mpmath.mpc(0)
+        for n in range(steps):
+            if abs(z) > 1e3:
+                break
+            z = z * z + c
+        return max(n + 1 - float(mpmath.log(mpmath.log(abs(z)), 2)), 1e-3)

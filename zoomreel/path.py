@@ -85,10 +85,11 @@ def levels(center: tuple[Decimal, Decimal], final: Decimal, size: tuple[int, int
     return [View(center=center, span=s, size=tuple(size)) for s in reversed(spans)]
 
 
-def axis_coords(view: View) -> tuple[list[Decimal], list[Decimal]]:
-    """Plane coordinates of each column (x) and each row (y, row 0 lowest)."""
+def axis_coords(view: View, prec: int = PREC) -> tuple[list[Decimal], list[Decimal]]:
+    """Plane coordinates of each column (x) and each row (y, row 0 lowest),
+    to ``prec`` significant digits."""
     W, H = view.size
-    with localcontext(prec=PREC):
+    with localcontext(prec=prec):
         s = view.span / W
         xs = [view.center[0] + (j + Decimal("0.5") - Decimal(W) / 2) * s for j in range(W)]
         ys = [view.center[1] + (i + Decimal("0.5") - Decimal(H) / 2) * s for i in range(H)]

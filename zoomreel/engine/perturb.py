@@ -38,7 +38,7 @@ import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
-from .. import kinds
+from .. import kinds, path
 from ..model import Model
 from . import keep, reference
 from .arith import FLOAT64, FULL, sum_last, tanh64
@@ -397,15 +397,6 @@ class PerturbResult:
     digits: int  # digits of the first reference
 
 
-def _coords(view, prec: int) -> tuple[list[Decimal], list[Decimal]]:
-    W, H = view.size
-    with localcontext(prec=prec):
-        s = view.span / W
-        xs = [view.center[0] + (j + Decimal("0.5") - Decimal(W) / 2) * s for j in range(W)]
-        ys = [view.center[1] + (i + Decimal("0.5") - Decimal(H) / 2) * s for i in range(H)]
-    return xs, ys
-
-
 def _prec(view) -> int:
     """Decimal digits that keep 20 significant digits of a pixel's offset from the reference."""
     spacing = view.span / view.size[0]
@@ -522,7 +513,7 @@ def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int
     W, H = view.size
     idx = np.arange(W * H) if indices is None else np.asarray(indices)
     prec = _prec(view)
-    xs, ys = _coords(view, prec)
+    xs, ys = path.axis_coords(view, prec)
     log = kinds.axis_logs(model)[0]  # both axes alike in every model perturbation trains
     hxs = [_hyper(x, log, prec) for x in xs]
     hys = [_hyper(y, log, prec) for y in ys]
