@@ -5,7 +5,8 @@ converges when the mean of its last 20 values of v_t = L_t / L_0 is below 1,
 and next to the boundary that mean is 1 within 1e-16. Taken from losses
 rounded to float64, the class there was decided by rounding, and dd frames
 drew the boundary thousands of pixel spacings from where mpmath puts it.
-These tests compare dd frames and a dd bisection with mpmath at 40 digits,
+These tests compare dd frames (and perturbation's, which auto picks there
+now) and a dd bisection with mpmath at 40 digits,
 and the measure with an exact one on records built to sit on the threshold.
 """
 
@@ -90,9 +91,11 @@ def test_dd_bisection_finds_the_boundary_where_mpmath_has_it(condition):
     assert (mp_class(x, below, model), mp_class(x, above, model)) == (False, True)
 
 
-def frame_column(tmp_path, span: str, center_y: str, size=(16, 16)) -> tuple[np.ndarray, Decimal, list[Decimal]]:
-    """One frame through the CLI under precision auto: its middle column's
-    measure, that column's x and its rows' y coordinates (row 0 lowest)."""
+def frame_column(tmp_path, span: str, center_y: str, size=(16, 16), precision: str = "dd",
+                 trained_by: str = "dd") -> tuple[np.ndarray, Decimal, list[Decimal]]:
+    """One frame through the CLI in ``precision`` (the frame's readout must
+    name ``trained_by``): its middle column's measure, that column's x and
+    its rows' y coordinates (row 0 lowest)."""
     toml = tmp_path / "deep.toml"
     toml.write_text(f"""
 [model]
@@ -102,7 +105,7 @@ steps = {MODEL.steps}
 seed = {MODEL.seed}
 [video]
 size = [{size[0]}, {size[1]}]
-precision = "auto"
+precision = "{precision}"
 [[keyframe]]
 time = 0.0
 center = ["{X}", "{center_y}"]
@@ -112,7 +115,7 @@ span = {span}
     done = subprocess.run([sys.executable, "-m", "zoomreel", "frame", str(toml), "--time", "0", "--npy", str(npy)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert " dd " in done.stdout, done.stdout
+    assert f" {trained_by} " in done.stdout, done.stdout
     col = size[0] // 2
     xs, ys = path.axis_coords(View((X, Decimal(center_y)), Decimal(span), size))  # the frame's pixel centres
     return np.load(npy)[:, col], xs[col], ys
@@ -120,8 +123,11 @@ span = {span}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("span", ["1e-20", "1e-23"])
-def test_dd_frame_on_the_boundary_matches_mpmath_pixel_by_pixel(tmp_path, span):
-    raw, x, ys = frame_column(tmp_path, span, "1.6516728947948236266450604")
+@pytest.mark.parametrize("precision, trained_by", [("dd", "dd"), ("auto", "perturb")])
+def test_dd_frame_on_the_boundary_matches_mpmath_pixel_by_pixel(tmp_path, span, precision, trained_by):
+    """dd, and perturbation (which auto picks past float64), put the boundary
+    where mpmath does, pixel by pixel."""
+    raw, x, ys = frame_column(tmp_path, span, "1.6516728947948236266450604", precision=precision, trained_by=trained_by)
     dd = raw > 0
     assert dd.any() and not dd.all(), dd  # both classes, next to each other
     assert [mp_class(x, y) for y in ys] == list(dd)
