@@ -262,3 +262,34 @@ def test_a_reference_is_kept_and_read_back_whole(model, tmp_path, monkeypatch):
     other = perturb.orbit(model, point[0], point[1] + Decimal("1e-20"), 30)  # another point: its own file
     assert len(list((tmp_path / "references").glob("*.npz"))) == 2 and other is not mended
     perturb._orbit.cache_clear()
+
+
+def test_a_pixel_whose_measure_moves_under_the_nudge_is_counted_undetermined(monkeypatch):
+    """A pixel that parts from its reference in a chaotic stretch keeps its
+    class under the nudge by chance while its measure moves
+    (docs/precision.md, "Parting in a chaotic stretch"): the frame's resolved
+    share counts it as undetermined, and the warning says so."""
+    from zoomreel import precision
+
+    model = CONDITIONS["tanh"][0]
+    view = View(DEEP, Decimal("1e-40"), (16, 16))
+    real = perturb.train_view
+    moved = np.arange(256) % 4 == 0  # a quarter of the frame: measures moved by 1e-3, classes kept
+
+    def chaotic(model, view, indices=None, nudge=0, on_progress=None, reference_at=None):
+        res = real(model, view, indices, nudge, on_progress, reference_at)
+        if not nudge:
+            return res
+        return dataclasses.replace(res, values=np.where(moved[indices], res.values * (1 + 1e-3), res.values))
+
+    honest = precision.decide(model, view)
+    assert honest.dtype == "perturb" and honest.resolved == 1.0 and honest.warning is None
+    monkeypatch.setattr(perturb, "train_view", chaotic)
+    d = precision.decide(model, view)
+    assert d.resolved == pytest.approx(0.75) and "undetermined" in d.warning
+    # a change below SETTLED_CHANGE is rounding, not chaos; a changed class is always undetermined
+    v = np.array([-5.0, 7.0, 3.0])
+    assert perturb.settled(model, v, v * (1 + 1e-9)).all()
+    assert not perturb.settled(model, v, np.array([5.0, 7.0, 3.0]))[0]
+    mandel = Model(kind="mandelbrot", steps=100)
+    assert perturb.settled(mandel, v, v * (1 + 1e-3)).all()  # the Mandelbrot set: its class alone

@@ -50,6 +50,13 @@ from .randoms import draws
 GLITCH_RATIO = 16.0  # the rounding a difference may carry, in units of the pixel's own float64 rounding
 MANDELBROT_GLITCH = 1e-3  # |Z + d| < this * |Z|: the classical glitch test (Pauldelbrot)
 MAX_REFERENCES = 8  # references per frame before the last glitched pixels go to dd
+# The nudge test of perturbation (docs/precision.md, "Never silently wrong"): a
+# pixel is settled when its offset moved by a few ulps keeps its class and moves
+# its measure by at most this share. A pixel that parts from its reference in a
+# chaotic stretch of its run is float64-grade from there on, and a nudge that
+# small grows there to the size of its value; a class test alone sees that only
+# when the grown difference happens to cross the boundary.
+SETTLED_CHANGE = 1e-6
 
 def supports(model) -> bool:
     """Whether perturbation trains ``model``: the Mandelbrot set, and the
@@ -395,6 +402,20 @@ class PerturbResult:
     by_dd: int  # pixels that were left glitched and trained in double-double
     computed: int  # pixel-steps trained (perturbation and dd)
     digits: int  # digits of the first reference
+
+
+def settled(model: Model, values: np.ndarray, nudged: np.ndarray) -> np.ndarray:
+    """Per pixel, whether it held under the nudge: its class, and for the
+    network its measure too, within :data:`SETTLED_CHANGE`. (The Mandelbrot
+    set is judged by its class alone, as every arithmetic is: its escape
+    times near the boundary move by 1e-4 under float64's own rounding
+    whatever the depth, and its class hangs on nothing but the escape.)"""
+    same = (values < 0) == (nudged < 0)
+    if model.kind == "mandelbrot":
+        return same
+    with np.errstate(invalid="ignore"):
+        near = np.abs(values - nudged) <= SETTLED_CHANGE * np.maximum(np.abs(values), np.abs(nudged))
+    return same & (near | (values == nudged))
 
 
 def _prec(view) -> int:
