@@ -16,8 +16,14 @@ Three parts (``--part``, default all):
   perturbation and by tests/reference_mp.py at the reference's digits + 20:
   classes and the relative difference of the measure. The boundary point
   at each step count is found first by bisection with perturbation.
+- ``deep``: the last frame of keyframes/deep.toml (``--frame``, default
+  16x9) as auto trains it: its arithmetic, resolved and redone shares and
+  how often the boundary crosses its rows; then ``--exact`` pixels of it,
+  as many of each class, nearest the boundary, trained exactly by the
+  reference's fixed point (engine/reference.py, itself checked against
+  mpmath by the suite) at two digit counts, against the frame's classes.
 
-    python benchmarks/bench_perturb.py [--part cost|dd|mpmath] [--pixels 256] [--steps 100] [--repeats 3]
+    python benchmarks/bench_perturb.py [--part cost|dd|mpmath|deep] [--pixels 256] [--steps 100] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -159,7 +165,7 @@ def mp(args) -> None:
             t = time.perf_counter()
             res = perturb.train_view(model, view)
             t_p = time.perf_counter() - t
-            _, ys = perturb._coords(view, 120)
+            _, ys = path.axis_coords(view, 120)
             out = []
             for i in range(8):
                 div, val = mp_pixel(model, x, ys[i], res.digits + 20)
@@ -170,18 +176,61 @@ def mp(args) -> None:
                   f"{max(o[1] for o in out):.1e} relative; reference {res.digits} digits, {t_p:.1f} s")
 
 
+def deep(args) -> None:
+    from zoomreel import scene, work
+    from zoomreel.engine.network import RETIRE_V
+
+    s = scene.load(Path(__file__).parent.parent / "keyframes" / "deep.toml")
+    W, H = (int(v) for v in args.frame.split("x"))
+    view = path.view_at(s, s.duration, (W, H))
+    t = time.perf_counter()
+    res = work.train_view(s.model, view)
+    t_f = time.perf_counter() - t
+    d, c = res.decision, res.raw < 0
+    cross = (c[:, 1:] != c[:, :-1]).sum(axis=1)
+    print(f"machine: {machine()}")
+    print(f"deep: {W}x{H} at span {view.span}, {s.model.steps} steps: {d.dtype}, resolved {d.resolved:.1%}, "
+          f"redone {d.redone:.1%}, converged {c.mean():.1%}, boundary crossings per row {cross.tolist()}; {t_f:.0f} s")
+    for r in range(H - 1, -1, -1):
+        print("  " + "".join("#" if v else "." for v in c[r]))
+    # the pixels nearest the boundary: those with a neighbour of the other class
+    edge = np.zeros_like(c)
+    edge[:, 1:] |= c[:, 1:] != c[:, :-1]
+    edge[:, :-1] |= c[:, 1:] != c[:, :-1]
+    picks = [p for cls in (True, False) for p in np.argwhere(edge & (c == cls))[: args.exact // 2]]
+    xs, ys = path.axis_coords(view, 200)
+    digits = reference.digits_needed(perturb._finest(s.model, view), s.model.steps)
+    same = 0
+    for r, col in picks:
+        with localcontext(prec=250):
+            hx, hy = Decimal(10) ** xs[col], Decimal(10) ** ys[r]
+        got = []
+        t = time.perf_counter()
+        for dg in (digits + 20, digits + 50):
+            o = reference.network_orbit(s.model, draws(s.model), hx, hy, dg, RETIRE_V)
+            last = o.loss[-LAST:, 0] / o.loss[0, 0]
+            got.append(bool(o.valid == s.model.steps and o.tail < 0 and np.all(last <= V_CAP)))
+        same += got[0] == got[1] == bool(c[r, col])
+        print(f"  pixel (row {r}, column {col}): frame {'converged' if c[r, col] else 'diverged'}, exact at "
+              f"{digits + 20} and {digits + 50} digits {['converged' if g else 'diverged' for g in got]} "
+              f"({time.perf_counter() - t:.0f} s)")
+    print(f"  the frame's class is the exact one for {same} of {len(picks)} pixels")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("cost", "dd", "mpmath", "all"), default="all")
+    ap.add_argument("--part", choices=("cost", "dd", "mpmath", "deep", "all"), default="all")
     ap.add_argument("--pixels", type=int, default=256)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--nonlinearity", default="tanh")
     ap.add_argument("--size", type=int, default=32, help="the dd part's frame side")
+    ap.add_argument("--frame", default="16x9", help="the deep part's frame, WxH")
+    ap.add_argument("--exact", type=int, default=4, help="the deep part's pixels checked exactly")
     ap.add_argument("--devices", type=int, default=1, help="XLA CPU devices (ignored on a GPU)")
     args = ap.parse_args()
     engine.configure(cpu_devices=args.devices)
-    for part, fn in (("cost", cost), ("dd", dd), ("mpmath", mp)):
+    for part, fn in (("cost", cost), ("dd", dd), ("mpmath", mp), ("deep", deep)):
         if args.part in (part, "all"):
             fn(args)
 

@@ -241,7 +241,7 @@ def decide_and_probe(model: Model, view: View, precision: str = "auto", where: s
             else:
                 reason = f"{A.name} agrees with {nxt.name} on only {agree[A.name]:.1%} of the probe"
     if by_perturb:
-        resolved = float(np.mean(perturb.settled(model, runs.perturbed().values, runs.perturbed(NUDGE_ULP).values)))
+        resolved = float(np.mean(perturb.settled(runs.perturbed(), runs.perturbed(NUDGE_ULP))))
         agree[PERTURB] = resolved
         res = runs.perturbed()
         d = Decision(PERTURB, resolved, reason, dict(agree), int(idx.size), _warn(PERTURB, resolved))

@@ -50,13 +50,13 @@ from .randoms import draws
 GLITCH_RATIO = 16.0  # the rounding a difference may carry, in units of the pixel's own float64 rounding
 MANDELBROT_GLITCH = 1e-3  # |Z + d| < this * |Z|: the classical glitch test (Pauldelbrot)
 MAX_REFERENCES = 8  # references per frame before the last glitched pixels go to dd
-# The nudge test of perturbation (docs/precision.md, "Never silently wrong"): a
-# pixel is settled when its offset moved by a few ulps keeps its class and moves
-# its measure by at most this share. A pixel that parts from its reference in a
-# chaotic stretch of its run is float64-grade from there on, and a nudge that
-# small grows there to the size of its value; a class test alone sees that only
-# when the grown difference happens to cross the boundary.
-SETTLED_CHANGE = 1e-6
+# The nudge test of perturbation (docs/precision.md, "Parting in a chaotic
+# stretch"): a pixel is settled when its offset moved by a few ulps keeps its
+# class, and moves the quantity its class is read from (:func:`settled`) by
+# less than its size divided by this: the rounding such a pixel carries when
+# it parts from its reference is a few hundred times the nudge (measured:
+# about 360).
+ROUNDING_PER_NUDGE = 1000.0
 
 def supports(model) -> bool:
     """Whether perturbation trains ``model``: the Mandelbrot set, and the
@@ -135,6 +135,7 @@ class PerturbMeasure:
         self.d0 = np.full(n, np.nan)
         self.s = np.zeros((n, 2))  # sum of the last differences less count * the first, double-double
         self.capped = np.zeros(n, dtype=bool)
+        self.margin = np.full(n, np.nan)  # mean of the last LAST v_t less 1; NaN where capped or retired
 
     def add(self, t: int, ids: np.ndarray, rec: np.ndarray) -> None:
         rec = np.asarray(rec, dtype=np.float64)
@@ -175,6 +176,8 @@ class PerturbMeasure:
             return values
         D = DDMeasureMath
         th, tl = D.add(self.s[:, 0], self.s[:, 1], np.full(len(values), self.tail), np.zeros(len(values)))
+        with np.errstate(all="ignore"):  # (sum of the last L_t - count L_0) / (count L_0), no cancellation
+            self.margin = np.where(self.capped, np.nan, th / (self.count * self.inner.l0[:, 0]))
         converged = ~self.capped & D.less(th, tl, 0.0)
         sums = self.inner.sums
         return np.where(converged, -sums[0, :, 0], sums[1, :, 0])
@@ -397,6 +400,7 @@ class PerturbMandelbrot(Formulation):
 @dataclass(frozen=True)
 class PerturbResult:
     values: np.ndarray  # (N,) the measure of the pixels asked for
+    margin: np.ndarray  # (N,) network: the mean of the last LAST v_t less 1 (NaN where capped, by dd, or Mandelbrot)
     glitched: np.ndarray  # (N,) bool: pixels the first reference could not train (redone)
     references: int  # references trained for them
     by_dd: int  # pixels that were left glitched and trained in double-double
@@ -404,18 +408,20 @@ class PerturbResult:
     digits: int  # digits of the first reference
 
 
-def settled(model: Model, values: np.ndarray, nudged: np.ndarray) -> np.ndarray:
-    """Per pixel, whether it held under the nudge: its class, and for the
-    network its measure too, within :data:`SETTLED_CHANGE`. (The Mandelbrot
-    set is judged by its class alone, as every arithmetic is: its escape
-    times near the boundary move by 1e-4 under float64's own rounding
-    whatever the depth, and its class hangs on nothing but the escape.)"""
-    same = (values < 0) == (nudged < 0)
-    if model.kind == "mandelbrot":
-        return same
+def settled(res: "PerturbResult", nudged: "PerturbResult") -> np.ndarray:
+    """Per pixel, whether it held under the nudge: its class, and the
+    quantity its class is read from, moved by less than its own size
+    divided by :data:`ROUNDING_PER_NUDGE`. That quantity is the network's
+    margin (the mean of its last values of v_t less 1); where a pixel has
+    none (a capped run, a pixel finished in dd, the Mandelbrot set) it is
+    its measure."""
+    same = (res.values < 0) == (nudged.values < 0)
+    m, mn = res.margin, nudged.margin
+    has = np.isfinite(m) & np.isfinite(mn)
+    q, qn = np.where(has, m, res.values), np.where(has, mn, nudged.values)
     with np.errstate(invalid="ignore"):
-        near = np.abs(values - nudged) <= SETTLED_CHANGE * np.maximum(np.abs(values), np.abs(nudged))
-    return same & (near | (values == nudged))
+        held = (ROUNDING_PER_NUDGE * np.abs(q - qn) < np.abs(q)) | (q == qn)
+    return same & held
 
 
 def _prec(view) -> int:
@@ -494,9 +500,9 @@ def orbit(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int = 120):
 
 
 def train_offsets(model: Model, ref, da: np.ndarray, db: np.ndarray, on_progress=None,
-                  chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+                  chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Pixels with hyperparameter offsets (da, db) from reference orbit
-    ``ref``: (values, glitched, pixel-steps)."""
+    ``ref``: (values, glitched, pixel-steps, margin (:class:`PerturbResult`))."""
     from .devices import policy
     from .scheduler import Counts, train_group
 
@@ -506,13 +512,15 @@ def train_offsets(model: Model, ref, da: np.ndarray, db: np.ndarray, on_progress
     sched = form.schedule(model)
     counts = Counts()
     N = da.shape[0]
-    vals, glitched = np.empty(N), np.zeros(N, dtype=bool)
+    vals, glitched, margin = np.empty(N), np.zeros(N, dtype=bool), np.full(N, np.nan)
     for g0 in range(0, N, pol.group):
         ga, gb = da[g0 : g0 + pol.group], db[g0 : g0 + pol.group]
         vals[g0 : g0 + ga.shape[0]] = train_group(form, model, FLOAT64, pol, consts, sched, ga, gb, True,
                                                   on_progress, counts)
         glitched[g0 : g0 + ga.shape[0]] = form.last_measure.glitched
-    return vals, glitched, counts.computed
+        if model.kind == "network":
+            margin[g0 : g0 + ga.shape[0]] = form.last_measure.margin
+    return vals, glitched, counts.computed, margin
 
 
 def _nudge(a: np.ndarray, ulps: int) -> np.ndarray:
@@ -540,7 +548,7 @@ def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int
     hys = [_hyper(y, log, prec) for y in ys]
     digits = reference.digits_needed(_finest(model, view), model.steps)
     col, row = idx % W, idx // W
-    values = np.empty(idx.size)
+    values, margin = np.empty(idx.size), np.full(idx.size, np.nan)
     todo = np.arange(idx.size)
     first = None
     refs = 0
@@ -555,9 +563,9 @@ def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int
         db = _offsets([hys[r] for r in row[todo]], hry, prec)
         if nudge:
             da, db = _nudge(da, nudge), _nudge(db, nudge)
-        v, g, k = train_offsets(model, ref, da, db, on_progress)
+        v, g, k, m = train_offsets(model, ref, da, db, on_progress)
         computed += k
-        values[todo] = v
+        values[todo], margin[todo] = v, m
         if first is None:
             first = np.zeros(idx.size, dtype=bool)
             first[todo] = g
@@ -573,6 +581,6 @@ def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int
         if nudge:
             hx, hy = DD_ARITH.nudge(hx, nudge), DD_ARITH.nudge(hy, nudge)
         res = engine_train(model, hx, hy, DD_ARITH, on_progress=on_progress)
-        values[todo] = res.values
+        values[todo], margin[todo] = res.values, np.nan
         computed += res.computed
-    return PerturbResult(values, first, refs, by_dd, computed, digits)
+    return PerturbResult(values, margin, first, refs, by_dd, computed, digits)
