@@ -333,6 +333,7 @@ class GlitchRecordMeasure:
     def __init__(self, steps, n):
         self.inner = RecordMeasure(mandelbrot_measure, steps, n)
         self.glitched = np.zeros(n, dtype=bool)
+        self.margin = np.full(n, np.nan)  # the class is read from the escape alone (:func:`settled`)
 
     def add(self, t, ids, rec):
         rec = np.asarray(rec, dtype=np.float64)
@@ -512,14 +513,13 @@ def train_offsets(model: Model, ref, da: np.ndarray, db: np.ndarray, on_progress
     sched = form.schedule(model)
     counts = Counts()
     N = da.shape[0]
-    vals, glitched, margin = np.empty(N), np.zeros(N, dtype=bool), np.full(N, np.nan)
+    vals, glitched, margin = np.empty(N), np.zeros(N, dtype=bool), np.empty(N)
     for g0 in range(0, N, pol.group):
         ga, gb = da[g0 : g0 + pol.group], db[g0 : g0 + pol.group]
         vals[g0 : g0 + ga.shape[0]] = train_group(form, model, FLOAT64, pol, consts, sched, ga, gb, True,
                                                   on_progress, counts)
         glitched[g0 : g0 + ga.shape[0]] = form.last_measure.glitched
-        if model.kind == "network":
-            margin[g0 : g0 + ga.shape[0]] = form.last_measure.margin
+        margin[g0 : g0 + ga.shape[0]] = form.last_measure.margin
     return vals, glitched, counts.computed, margin
 
 
