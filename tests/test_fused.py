@@ -72,9 +72,13 @@ def test_same_class_at_the_standard_view():
     A pixel changes class under any change of rounding where its class is not
     decided by the arithmetic: the XLA step's float32 and float64 classes
     differ, or its loss barely moves, so the mean of its last normalised
-    losses is 1 up to rounding and its value is +-steps. Measured
-    (2026-11-30, 32x32, 50 steps): 3 of 1024 pixels changed class in float32,
-    two of each kind; none in float64.
+    losses is 1 up to rounding and its value is +-steps, or its run is
+    chaotic: float64's own two steps give it measures more than 1e-3 apart.
+    Measured (2026-11-30, 32x32, 50 steps): 3 of 1024 pixels changed class in
+    float32, two of each kind; none in float64. On another 2-core AMD EPYC
+    host (2026-12-02, same jax) 2 changed: pixel 94, and pixel 542, which is
+    diverged in both float64 steps with measures 21.7 and 23.1 (chaotic),
+    diverged in XLA's float32 (4.3) and converged in the kernel's (-557).
     """
     model = Model(steps=50)
     view = path.View((Decimal("1.5"), Decimal("1.5")), Decimal(9), (32, 32))
@@ -86,7 +90,10 @@ def test_same_class_at_the_standard_view():
     assert (xla["float32"] < 0).sum() > 100 and (xla["float32"] > 0).sum() > 100
     assert np.mean((got["float64"] < 0) == (xla["float64"] < 0)) >= 0.999
     flipped = (got["float32"] < 0) != (xla["float32"] < 0)
-    undecided = ((xla["float32"] < 0) != (xla["float64"] < 0)) | (np.abs(np.abs(xla["float32"]) / model.steps - 1) < 1e-2)
+    # chaotic runs: float64's two roundings (the two steps) already move the measure by more than 1e-3
+    chaotic = np.abs(got["float64"] - xla["float64"]) > 1e-3 * np.abs(xla["float64"])
+    undecided = (((xla["float32"] < 0) != (xla["float64"] < 0)) | (np.abs(np.abs(xla["float32"]) / model.steps - 1) < 1e-2)
+                 | chaotic)
     assert flipped.sum() <= 4 and not (flipped & ~undecided).any(), np.flatnonzero(flipped & ~undecided)
 
 
