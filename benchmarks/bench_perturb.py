@@ -8,8 +8,8 @@ Three parts (``--part``, default all):
   first and then timed ``--repeats`` times, alternating; the fastest of
   each counts. Prints seconds per pixel-step of both and their ratio, and
   apart from it the reference's own time (once per frame).
-- ``dd``: a frame at span 1e-20 on the end point of keyframes/deep.toml
-  (the paper's network, 100 steps) trained in dd and by perturbation: the
+- ``dd``: a frame at span 1e-20 on a point of the tanh boundary found by
+  ``locate --rule busiest`` (the paper's network, 100 steps) trained in dd and by perturbation: the
   share of pixels in the same class, and the glitch share.
 - ``mpmath``: pixels next to a boundary point of a small network (tanh,
   width 8, seed 0) at spans 1e-40 and 1e-60 and at 100 and 400 steps, by
@@ -110,7 +110,7 @@ def dd(args) -> None:
     t_d = time.perf_counter() - t
     same = np.mean((d > 0) == (res.values > 0))
     print(f"machine: {machine()}")
-    print(f"dd: {args.size}x{args.size} at span 1e-20 on deep.toml's end, 100 steps: "
+    print(f"dd: {args.size}x{args.size} at span 1e-20 on a tanh boundary point, 100 steps: "
           f"converged {np.mean(d < 0):.1%}; classes equal {same:.2%}; glitched {res.glitched.mean():.1%} "
           f"({res.references} references, {res.by_dd} by dd); perturb {t_p:.1f} s, dd {t_d:.1f} s")
 

@@ -12,6 +12,7 @@ and the measure with an exact one on records built to sit on the threshold.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from decimal import Decimal, localcontext
@@ -36,6 +37,7 @@ BRACKET = (Decimal("1.651672"), Decimal("1.651673"))  # converged below, diverge
 DIGITS = 40
 
 
+@functools.lru_cache(maxsize=None)  # the dd and the auto frame share their pixels: mpmath trains each once
 def mp_class(x: Decimal, y: Decimal, model: Model = MODEL) -> bool:
     """True where mpmath (DIGITS digits, the network written out directly) says diverged."""
     with localcontext(prec=60):
