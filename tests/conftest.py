@@ -55,11 +55,29 @@ TIERS = {
 }
 
 
+# CI runs the suite on two pytest-xdist workers (.ci/run: -n 2 --dist loadgroup).
+# A group runs on one worker, in order: a file is a group (its module fixtures
+# are made once), the two Ray files are one (a local runtime must not meet the
+# cluster of test_ray.py), and the files named here split by test function.
+SHARED_GROUPS = {"test_ray.py": "ray", "test_ray_local.py": "ray"}
+SPLIT_BY_FUNCTION = {"test_dd_boundary.py"}
+
+
+def group_of(item) -> str:
+    f = item.path.name
+    if f in SPLIT_BY_FUNCTION:
+        return f"{f}::{item.originalname}"
+    return SHARED_GROUPS.get(f, f)
+
+
 def pytest_collection_modifyitems(config, items):
+    grouped = config.pluginmanager.hasplugin("xdist")
     for item in items:
         name = f"{item.path.name}::{item.originalname}"
         for mark in TIERS.get(item.path.name, ()) + TIERS.get(name, ()):
             item.add_marker(getattr(pytest.mark, mark))
+        if grouped:
+            item.add_marker(pytest.mark.xdist_group(group_of(item)))
 
 
 @pytest.fixture
