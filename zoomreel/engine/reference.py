@@ -36,7 +36,7 @@ from fractions import Fraction
 import numpy as np
 from mpmath import libmp
 
-from .measure import LAST, MANDELBROT_ESCAPE
+from .measure import LAST, MANDELBROT_ESCAPE, V_CAP
 
 # Measured digits a chaotic run loses per step (docs/precision.md: about 0.08
 # on the boundary, by dd and float64 against mpmath); the budget takes 0.1.
@@ -65,6 +65,13 @@ class NetworkOrbit:
     lr0: float  # the reference's learning rates, rounded to float64
     lr1: float
     digits: int
+
+    @property
+    def converged(self) -> bool:
+        """The run's exact class: it trained every step, the mean of its last
+        LAST values of v_t is below 1 (``tail`` < 0), and none of them is capped."""
+        last = self.loss[-LAST:, 0] / self.loss[0, 0]
+        return bool(self.valid == self.loss.shape[0] and self.tail < 0 and np.all(last <= V_CAP))
 
 
 @dataclass(frozen=True)
