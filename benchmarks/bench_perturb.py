@@ -1,6 +1,6 @@
 """Perturbation: its cost against float64, and its agreement with dd and mpmath.
 
-Three parts (``--part``, default all):
+The parts (``--part``, default all):
 
 - ``cost``: the same pixels (both learning rates near 0.01: every run
   converges, so nothing retires early) trained by float64 and by
@@ -22,8 +22,13 @@ Three parts (``--part``, default all):
   as many of each class, nearest the boundary, trained exactly by the
   reference's fixed point (engine/reference.py, itself checked against
   mpmath by the suite) at two digit counts, against the frame's classes.
+- ``deepcost``: that last frame against a float64 frame of the same size
+  and steps earlier in the zoom (``--against`` seconds in), both as
+  ``zoomreel frame`` trains them, references trained afresh, the second
+  run of each; then perturbation's training alone per pixel-step trained
+  against float64's. Use ``--devices 2`` to train as the CLI does.
 
-    python benchmarks/bench_perturb.py [--part cost|dd|mpmath|deep] [--pixels 256] [--steps 100] [--repeats 3]
+    python benchmarks/bench_perturb.py [--part cost|dd|mpmath|deep|deepcost] [--pixels 256] [--steps 100] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -215,9 +220,64 @@ def deep(args) -> None:
     print(f"  the frame's class is the exact one for {same} of {len(picks)} pixels")
 
 
+def deep_cost(args) -> None:
+    """The shipped deep zoom's last frame against a float64 frame of the same
+    size and steps earlier in the zoom, in this run: whole frames as
+    ``zoomreel frame`` trains them (precision probe included, references
+    trained afresh), then the training alone per pixel-step trained."""
+    from zoomreel import scene, work
+    from zoomreel.engine import keep
+
+    s = scene.load(Path(__file__).parent.parent / "keyframes" / "deep.toml")
+    W, H = (int(v) for v in args.frame.split("x"))
+    last = path.view_at(s, s.duration, (W, H))
+    early = path.view_at(s, Decimal(args.against), (W, H))
+    kept = keep.file
+    keep.file = lambda folder, key: None if folder == "references" else kept(folder, key)  # noqa: E731
+
+    def afresh():
+        perturb._orbit.cache_clear()
+        perturb._PLANS.clear()
+
+    frames = {}
+    for name, view, precision in (("float64", early, "float64"), ("perturb", last, "auto")) * 2:
+        afresh()
+        t = time.perf_counter()
+        res = work.train_view(s.model, view, precision)
+        frames[name] = (time.perf_counter() - t, res.decision)  # the second of each: compiled
+    afresh()
+    t = time.perf_counter()
+    res = perturb.train_view(s.model, last)
+    t_p = time.perf_counter() - t
+    points = list(perturb.plan(s.model, last)[0].points)
+    afresh()
+    t = time.perf_counter()
+    for pt in points:  # the same references again, on their own
+        perturb.orbit(s.model, *pt, res.digits, perturb._prec(last))
+    t_orbits = time.perf_counter() - t
+    afresh()
+    hx, hy = path.pixel_hypers(s.model, early, engine.FLOAT64)
+    t = time.perf_counter()
+    f = engine.train(s.model, hx, hy, "float64")
+    t_f = time.perf_counter() - t
+    print(f"machine: {machine()}")
+    print(f"deep cost: {W}x{H}, {s.model.steps} steps; the last frame (span {float(last.span):.3g}) against "
+          f"t={args.against} (span {float(early.span):.3g})")
+    for name, (sec, d) in frames.items():
+        extra = f", redone {d.redone:.1%}" if d.redone is not None else ""
+        print(f"  frame {name:8s} {sec:6.1f} s ({d.dtype}, resolved {d.resolved:.1%}{extra})")
+    print(f"  ratio perturb / float64 frame: {frames['perturb'][0] / frames['float64'][0]:.2f}")
+    print(f"  training alone: perturbation {t_p:.1f} s for {res.computed} pixel-steps ({res.references} references, "
+          f"{res.by_dd} pixels by dd; their orbits {t_orbits:.1f} s of it), float64 {t_f:.1f} s for {f.computed}")
+    per_p = (t_p - t_orbits) / res.computed
+    per_f = t_f / f.computed
+    print(f"  per pixel-step trained, references aside: perturbation {per_p * 1e6:.2f} us, float64 "
+          f"{per_f * 1e6:.2f} us, ratio {per_p / per_f:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("cost", "dd", "mpmath", "deep", "all"), default="all")
+    ap.add_argument("--part", choices=("cost", "dd", "mpmath", "deep", "deepcost", "all"), default="all")
     ap.add_argument("--pixels", type=int, default=256)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
@@ -225,10 +285,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32, help="the dd part's frame side")
     ap.add_argument("--frame", default="16x9", help="the deep part's frame, WxH")
     ap.add_argument("--exact", type=int, default=4, help="the deep part's pixels checked exactly")
+    ap.add_argument("--against", default="8", help="deepcost: the float64 frame's time in the deep zoom")
     ap.add_argument("--devices", type=int, default=1, help="XLA CPU devices (ignored on a GPU)")
     args = ap.parse_args()
     engine.configure(cpu_devices=args.devices)
-    for part, fn in (("cost", cost), ("dd", dd), ("mpmath", mp), ("deep", deep)):
+    for part, fn in (("cost", cost), ("dd", dd), ("mpmath", mp), ("deep", deep),
+                     ("deepcost", deep_cost)):
         if args.part in (part, "all"):
             fn(args)
 

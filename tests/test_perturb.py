@@ -17,7 +17,7 @@ import pytest
 
 import reference_mp
 from zoomreel import engine, path
-from zoomreel.engine import LAST, V_CAP, draws, perturb
+from zoomreel.engine import LAST, V_CAP, draws, perturb, reference
 from zoomreel.model import Model
 from zoomreel.view import View
 
@@ -96,11 +96,19 @@ def test_a_glitch_is_detected_and_redone():
     hx, hy = path.pixel_hypers(model, view, engine.FLOAT64)
     direct = engine.train(model, hx, hy, "float64").values
     far = (Decimal(c[0]), Decimal(c[1]) + Decimal("0.5"))
-    res = perturb.train_view(model, view, reference_at=far)
-    ref = perturb.orbit(model, *far, res.digits, 120)
+    prec = perturb._prec(view)
+    digits = reference.digits_needed(perturb._finest(model, view), model.steps)
+    ref = perturb.orbit(model, *far, digits, prec)
     assert ref.valid < model.steps  # the reference was retired
-    assert res.glitched[direct < 0].all()  # every converged pixel was caught
-    assert res.references >= 2
+    xs, ys = path.axis_coords(view, prec)
+    da = perturb._offsets([perturb._hyper(xs[i % 8], True, prec) for i in range(64)], perturb._hyper(far[0], True, prec), prec)
+    db = perturb._offsets([perturb._hyper(ys[i // 8], True, prec) for i in range(64)], perturb._hyper(far[1], True, prec), prec)
+    glitched = perturb.train_offsets(model, ref, da, db)[1]
+    assert glitched[direct < 0].all()  # every converged pixel was caught
+    # The view from that reference: the lattice's pixel glitches, a new
+    # reference goes among the glitched, and the frame has float64's classes.
+    res = perturb.train_view(model, view, reference_at=far)
+    assert res.references >= 2 and res.glitched.any()
     np.testing.assert_array_equal(res.values > 0, direct > 0)
 
 

@@ -18,10 +18,11 @@ rounding errors more than :data:`GLITCH_RATIO` times larger than float64
 would on the pixel's own values: ``(|ref| + |d|) / |ref + d|`` past it, for
 the weights (as vectors) and for the loss, while the pixel's normalised loss
 is at most the cap; or a pixel still alive when its reference retired. For
-the Mandelbrot set it is the classical test |Z + d| < 1e-3 |Z|. Glitched
-pixels are trained again from a new reference chosen among them
-(:func:`train_view`), up to :data:`MAX_REFERENCES` references; what is left
-is trained in double-double.
+the Mandelbrot set it is the classical test |Z + d| < 1e-3 |Z|. A glitched
+pixel is retired at once and trained again from another reference
+(:mod:`.placement` says which; :func:`train_view`), up to
+:data:`MAX_REFERENCES` references per view; what is left is trained in
+double-double.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 import json
+import threading
 from dataclasses import dataclass, fields
 from decimal import Decimal, localcontext
 from typing import Callable, NamedTuple
@@ -40,7 +42,7 @@ from jax import lax
 
 from .. import kinds, path
 from ..model import Model
-from . import keep, reference
+from . import keep, placement, reference
 from .arith import FLOAT64, FULL, sum_last, tanh64
 from .formulation import Formulation, Segment
 from .measure import MANDELBROT_ESCAPE, V_CAP, DDMeasureMath, NetworkMeasure, RecordMeasure, mandelbrot_measure
@@ -49,7 +51,7 @@ from .randoms import draws
 
 GLITCH_RATIO = 16.0  # the rounding a difference may carry, in units of the pixel's own float64 rounding
 MANDELBROT_GLITCH = 1e-3  # |Z + d| < this * |Z|: the classical glitch test (Pauldelbrot)
-MAX_REFERENCES = 8  # references per frame before the last glitched pixels go to dd
+MAX_REFERENCES = 32  # references per view before the last glitched pixels go to dd
 # The nudge test of perturbation (docs/precision.md, "Parting in a chaotic
 # stretch"): a pixel is settled when its offset moved by a few ulps keeps its
 # class, and moves the quantity its class is read from (:func:`settled`) by
@@ -114,21 +116,26 @@ class PerturbMeasure:
     """The network measure from float64 loss differences.
 
     The values: the reference's loss (double-double) is added to each
-    difference and :class:`NetworkMeasure` sums v_t in double-double. The
-    class: the mean of the last LAST values of v_t is below 1 exactly when
+    difference, rounded to float64, and :class:`NetworkMeasure` sums v_t in
+    float64 (the values are colours; within a class, pixels below float64's
+    resolution read as one value either way, and a double-double sum cost
+    a third of a deep frame's time). The class: the mean of the last LAST values of v_t is below 1 exactly when
     (sum of the last LAST L_t) - LAST L_0 < 0, and that is the reference's
     part of it, exact before rounding (``orbit.tail``), plus the pixel's,
     sum of its last LAST differences less LAST times its first, summed in
     double-double: neither part cancels against the reference's size, so
     the class stays exact far below what a double-double v_t resolves. A
     pixel with a capped value among its last LAST diverged. Also gathers
-    each pixel's glitch flag.
+    each pixel's glitch flag. ``orbits``: the references, pixel i's being
+    ``orbits[which[i]]`` (default: all the first).
     """
 
-    def __init__(self, steps: int, n: int, orbit):
-        self.inner = NetworkMeasure(steps, n, parts=2)
-        self.ref = orbit.loss
-        self.tail = orbit.tail
+    def __init__(self, steps: int, n: int, orbits: list, which: np.ndarray | None = None):
+        self.inner = NetworkMeasure(steps, n)
+        self.l0 = np.full((n, 2), np.nan)  # the first loss, double-double
+        self.which = np.zeros(n, dtype=int) if which is None else np.asarray(which)
+        self.ref = np.stack([o.loss for o in orbits])  # (references, steps, 2)
+        self.tail = np.array([o.tail for o in orbits])[self.which]  # per pixel
         self.glitched = np.zeros(n, dtype=bool)
         self.first_tail = self.inner.first_tail
         self.count = steps - self.first_tail
@@ -143,26 +150,30 @@ class PerturbMeasure:
         D = DDMeasureMath
         with np.errstate(all="ignore"):
             self.glitched[ids] |= (rec[..., 1] > 0).any(axis=0)
-            rh, rl = self.ref[t : t + k, 0][:, None], self.ref[t : t + k, 1][:, None]
+            mine = self.ref[self.which[ids], t : t + k]  # (pixels, k, 2)
+            rh, rl = mine[..., 0].T, mine[..., 1].T
             s, e = D.two_sum(rh, rec[..., 0])
             hi, lo = D.quick_two_sum(s, e + rl)
         if t == 0:
             self.d0[ids] = rec[0, :, 0]
             sh, sl = D.two_prod(-float(self.count), self.d0[ids])
             self.s[ids, 0], self.s[ids, 1] = sh, sl
-        self.inner.add(t, ids, np.stack([hi, lo], axis=-1))
+            self.l0[ids, 0], self.l0[ids, 1] = hi[0], lo[0]
+        self.inner.add(t, ids, hi)
+        j0 = max(0, self.first_tail - t)
+        if j0 >= k:
+            return
         acc = self.s[ids]
         with np.errstate(all="ignore"):
-            for j in range(k):
-                if t + j >= self.first_tail:
-                    d = rec[j, :, 0]
-                    acc[:, 0], acc[:, 1] = D.add(acc[:, 0], acc[:, 1], d, np.zeros_like(d))
-                    l0h, l0l = self.inner.l0[ids, 0], self.inner.l0[ids, 1]
-                    vh, vl = D.div(hi[j], lo[j], l0h, l0l)
-                    self.capped[ids] |= ~(np.isfinite(vh) & np.isfinite(vl)) | D.greater(vh, vl, V_CAP)
+            for j in range(j0, k):
+                d = rec[j, :, 0]
+                acc[:, 0], acc[:, 1] = D.add(acc[:, 0], acc[:, 1], d, np.zeros_like(d))
+            vh, vl = D.div(hi[j0:], lo[j0:], self.l0[ids, 0], self.l0[ids, 1])
+            self.capped[ids] |= (~(np.isfinite(vh) & np.isfinite(vl)) | D.greater(vh, vl, V_CAP)).any(axis=0)
         self.s[ids] = acc
 
     def retire(self, ids, t):
+        ids = ids[~self.glitched[ids]]  # a glitched pixel's values are thrown away: it is trained again
         if t < self.inner.steps:
             self.capped[ids] = True
         self.inner.retire(ids, t)
@@ -172,15 +183,14 @@ class PerturbMeasure:
 
     def result(self):
         values = self.inner.result()
-        if not np.isfinite(self.tail):  # the reference retired: its survivors are glitched
-            return values
+        whole = np.isfinite(self.tail)  # else the reference retired: its survivors are glitched
         D = DDMeasureMath
-        th, tl = D.add(self.s[:, 0], self.s[:, 1], np.full(len(values), self.tail), np.zeros(len(values)))
+        th, tl = D.add(self.s[:, 0], self.s[:, 1], self.tail, np.zeros(len(values)))
         with np.errstate(all="ignore"):  # (sum of the last L_t - count L_0) / (count L_0), no cancellation
-            self.margin = np.where(self.capped, np.nan, th / (self.count * self.inner.l0[:, 0]))
+            self.margin = np.where(self.capped | ~whole, np.nan, th / (self.count * self.l0[:, 0]))
         converged = ~self.capped & D.less(th, tl, 0.0)
         sums = self.inner.sums
-        return np.where(converged, -sums[0, :, 0], sums[1, :, 0])
+        return np.where(whole, np.where(converged, -sums[0], sums[1]), values)
 
 
 class PerturbNetwork(Formulation):
@@ -223,11 +233,11 @@ class PerturbNetwork(Formulation):
         return NetworkDiff(w0, np.zeros((N, n)), np.full(N, np.nan))
 
     def measure(self, steps, n, A):
-        self.last_measure = PerturbMeasure(steps, n, self.orbit)
+        self.last_measure = PerturbMeasure(steps, n, [self.orbit])
         return self.last_measure
 
     def retire(self, measure, ids):
-        return measure.past(ids, RETIRE_V)
+        return measure.past(ids, RETIRE_V) | measure.glitched[ids]  # a glitched pixel is trained again
 
     def segment(self, model, A, B, seg, stop):
         return network_segment(model, B, seg, stop)
@@ -373,6 +383,9 @@ class PerturbMandelbrot(Formulation):
         self.last_measure = GlitchRecordMeasure(steps, n)
         return self.last_measure
 
+    def retire(self, measure, ids):
+        return measure.glitched[ids]  # trained again from another reference
+
     def segment(self, model, A, B, seg, stop):
         esc2 = MANDELBROT_ESCAPE**2
 
@@ -402,7 +415,7 @@ class PerturbMandelbrot(Formulation):
 class PerturbResult:
     values: np.ndarray  # (N,) the measure of the pixels asked for
     margin: np.ndarray  # (N,) network: the mean of the last LAST v_t less 1 (NaN where capped, by dd, or Mandelbrot)
-    glitched: np.ndarray  # (N,) bool: pixels the first reference could not train (redone)
+    glitched: np.ndarray  # (N,) bool: pixels trained again after a glitch, or finished in dd (redone)
     references: int  # references trained for them
     by_dd: int  # pixels that were left glitched and trained in double-double
     computed: int  # pixel-steps trained (perturbation and dd)
@@ -449,7 +462,7 @@ def _finest(model: Model, view) -> float:
     return s / max(1.0, max(abs(float(c)) for c in view.center))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=MAX_REFERENCES)
 def _orbit(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int):
     where = keep.file("references", _orbit_key(model, rx, ry, digits, prec))
     kind = reference.MandelbrotOrbit if model.kind == "mandelbrot" else reference.NetworkOrbit
@@ -504,23 +517,45 @@ def train_offsets(model: Model, ref, da: np.ndarray, db: np.ndarray, on_progress
                   chunk: int | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Pixels with hyperparameter offsets (da, db) from reference orbit
     ``ref``: (values, glitched, pixel-steps, margin (:class:`PerturbResult`))."""
-    from .devices import policy
-    from .scheduler import Counts, train_group
+    (v, g, m), n = train_many(model, [(ref, da, db)], on_progress, chunk)
+    return v[0], g[0], n, m[0]
 
-    form = PerturbMandelbrot(ref) if model.kind == "mandelbrot" else PerturbNetwork(ref)
+
+def train_many(model: Model, parts: list, on_progress=None, chunk: int | None = None) -> tuple:
+    """Several references' pixels at once: ``parts`` lists (orbit, da, db).
+    ((values, glitched, margin), pixel-steps), each of the three a list
+    in the order of ``parts``. The references share one segment loop and
+    one measure (:func:`.scheduler.train_jobs`), a group of pixels at a time."""
+    from .devices import policy
+    from .scheduler import Counts, Job, train_jobs
+
+    kind = PerturbMandelbrot if model.kind == "mandelbrot" else PerturbNetwork
     pol = policy(model, "float64", chunk)
-    consts = form.consts(model, FLOAT64)
-    sched = form.schedule(model)
     counts = Counts()
-    N = da.shape[0]
-    vals, glitched, margin = np.empty(N), np.zeros(N, dtype=bool), np.empty(N)
+    sizes = [da.shape[0] for _, da, _ in parts]
+    at = np.concatenate([[0], np.cumsum(sizes)])
+    da_all = np.concatenate([da for _, da, _ in parts]) if parts else np.empty(0)
+    db_all = np.concatenate([db for _, _, db in parts]) if parts else np.empty(0)
+    which_all = np.repeat(np.arange(len(parts)), sizes)
+    forms = [kind(ref) for ref, _, _ in parts]
+    given = [(f.consts(model, FLOAT64), f.schedule(model)) for f in forms]
+    N = da_all.shape[0]
+    vals, glitched, margin = np.empty(N), np.zeros(N, dtype=bool), np.full(N, np.nan)
     for g0 in range(0, N, pol.group):
-        ga, gb = da[g0 : g0 + pol.group], db[g0 : g0 + pol.group]
-        vals[g0 : g0 + ga.shape[0]] = train_group(form, model, FLOAT64, pol, consts, sched, ga, gb, True,
-                                                  on_progress, counts)
-        glitched[g0 : g0 + ga.shape[0]] = form.last_measure.glitched
-        margin[g0 : g0 + ga.shape[0]] = form.last_measure.margin
-    return vals, glitched, counts.computed, margin
+        g1 = min(N, g0 + pol.group)
+        jobs, refs = [], sorted(set(which_all[g0:g1]))
+        for i in refs:
+            lo, hi = max(g0, at[i]), min(g1, at[i + 1])
+            jobs.append(Job(forms[i], *given[i], da_all[lo:hi], db_all[lo:hi]))
+        local = np.searchsorted(refs, which_all[g0:g1])
+        if model.kind == "mandelbrot":
+            measure = GlitchRecordMeasure(model.steps, g1 - g0)
+        else:
+            measure = PerturbMeasure(model.steps, g1 - g0, [parts[i][0] for i in refs], local)
+        vals[g0:g1] = train_jobs(jobs, model, FLOAT64, pol, True, on_progress, counts, measure)
+        glitched[g0:g1], margin[g0:g1] = measure.glitched, measure.margin
+    split = lambda a: [a[at[i] : at[i + 1]] for i in range(len(parts))]  # noqa: E731
+    return (split(vals), split(glitched), split(margin)), counts.computed
 
 
 def _nudge(a: np.ndarray, ulps: int) -> np.ndarray:
@@ -529,58 +564,176 @@ def _nudge(a: np.ndarray, ulps: int) -> np.ndarray:
     return a
 
 
+class _Run:
+    """Pixels of one view trained by perturbation, each from the references
+    :class:`.placement.Cells` proposes, glitched ones again from the next."""
+
+    def __init__(self, model: Model, view, flat: np.ndarray, points: list, owns: np.ndarray, nudge: int,
+                 on_progress):
+        self.model, self.nudge, self.on_progress = model, nudge, on_progress
+        W = view.size[0]
+        self.prec = _prec(view)
+        self.xs, self.ys = path.axis_coords(view, self.prec)
+        self.log = kinds.axis_logs(model)[0]  # both axes alike in every model perturbation trains
+        self.hxs = [_hyper(x, self.log, self.prec) for x in self.xs]
+        self.hys = [_hyper(y, self.log, self.prec) for y in self.ys]
+        self.digits = reference.digits_needed(_finest(model, view), model.steps)
+        self.cells = placement.Cells(view.size)
+        self.flat = np.asarray(flat)
+        self.col, self.row = self.flat % W, self.flat // W
+        self.points, self.owns = points, owns  # the caller's: what this run adds is theirs
+        self.values, self.margin = np.empty(self.flat.size), np.full(self.flat.size, np.nan)
+        self.tried = np.zeros((self.flat.size, MAX_REFERENCES), dtype=bool)
+        self.computed = 0
+
+    def attempt(self, groups: list) -> list:
+        """Train each group (positions in ``flat``, reference k), all in one
+        go; the glitched of each."""
+        parts = []
+        for pos, k in groups:
+            rx, ry = self.points[k]
+            ref = orbit(self.model, rx, ry, self.digits, self.prec)
+            da = _offsets([self.hxs[c] for c in self.col[pos]], _hyper(rx, self.log, self.prec), self.prec)
+            db = _offsets([self.hys[r] for r in self.row[pos]], _hyper(ry, self.log, self.prec), self.prec)
+            if self.nudge:
+                da, db = _nudge(da, self.nudge), _nudge(db, self.nudge)
+            parts.append((ref, da, db))
+        (vs, gs, ms), n = train_many(self.model, parts, self.on_progress)
+        self.computed += n
+        out = []
+        for (pos, k), v, g, m in zip(groups, vs, gs, ms):
+            self.values[pos], self.margin[pos] = v, m
+            self.tried[pos, k] = True
+            out.append(pos[g])
+        return out
+
+    def candidates(self, pos: np.ndarray) -> np.ndarray:
+        return self.cells.candidates(self.flat[pos], self.owns, ~self.tried[pos])
+
+    def settle(self, pos: np.ndarray, first: np.ndarray, record: bool = False) -> np.ndarray:
+        """Train pixels ``pos`` from references ``first`` (-1: a new one), each
+        glitched one again from its next candidate, until each is trained or
+        has no candidate left once :data:`MAX_REFERENCES` are made; those
+        left. ``record``: what each reference trains is added to ``owns``."""
+        left = []
+        while pos.size:
+            new = first < 0
+            if new.any():
+                if len(self.points) < MAX_REFERENCES:
+                    p = self.cells.nearest_centroid(self.flat[pos[new]])
+                    W = self.cells.W
+                    self.points.append((self.xs[p % W], self.ys[p // W]))
+                    first[new] = len(self.points) - 1
+                else:
+                    left.append(pos[new])
+                    pos, first = pos[~new], first[~new]
+            glitched = []
+            groups = [(pos[first == k], int(k)) for k in np.unique(first)]
+            for (mine, k), g in zip(groups, self.attempt(groups)):
+                if record:
+                    self.cells.record(self.owns, self.flat[np.setdiff1d(mine, g)], k)
+                glitched.append(g)
+            pos = np.concatenate(glitched) if glitched else pos[:0]
+            first = self.candidates(pos)
+        return np.concatenate(left) if left else pos
+
+    def finish_in_dd(self, pos: np.ndarray) -> None:
+        """Pixels ``pos`` trained in double-double."""
+        from . import train as engine_train
+        from .dd import DD_ARITH
+
+        if not pos.size:
+            return
+        hx = DD_ARITH.hypers([self.xs[c] for c in self.col[pos]], self.log)
+        hy = DD_ARITH.hypers([self.ys[r] for r in self.row[pos]], self.log)
+        if self.nudge:
+            hx, hy = DD_ARITH.nudge(hx, self.nudge), DD_ARITH.nudge(hy, self.nudge)
+        res = engine_train(self.model, hx, hy, DD_ARITH, on_progress=self.on_progress)
+        self.values[pos], self.margin[pos] = res.values, np.nan
+        self.computed += res.computed
+
+    def redone(self, left: np.ndarray) -> np.ndarray:
+        out = self.tried.sum(axis=1) > 1
+        out[left] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A view's lattice (:mod:`.placement`), trained: the references it made,
+    how many pixels of each cell each trained, and the lattice pixels' results."""
+
+    points: list  # reference plane points, the first at the view's centre (or where asked); grows
+    owns: np.ndarray  # (cells down, cells across, MAX_REFERENCES); grows
+    lattice: np.ndarray  # flat indices
+    values: np.ndarray
+    margin: np.ndarray
+    redone: np.ndarray  # trained more than once, or in dd
+    in_dd: np.ndarray
+    computed: int
+
+
+_PLANS: dict = {}  # (model, view, first point) -> Plan, the latest few
+_PLANS_LOCK = threading.Lock()  # the explorer trains on more than one thread
+KEPT_PLANS = 4
+
+
+def plan(model: Model, view, reference_at: tuple[Decimal, Decimal] | None = None,
+         on_progress=None) -> tuple[Plan, bool]:
+    """The view's lattice trained, first from a reference at its centre (or
+    ``reference_at``), and whether it was trained by this call: kept in this
+    process for every call on the view (the precision probe, its nudge, the
+    rest of the frame), so all of them start from the same references."""
+    key = (model, view, reference_at or (view.center[0], view.center[1]))
+    with _PLANS_LOCK:
+        if key in _PLANS:
+            return _PLANS[key], False
+        return _new_plan(model, view, key, on_progress), True
+
+
+def _new_plan(model: Model, view, key: tuple, on_progress) -> Plan:
+    cells = placement.Cells(view.size)
+    lattice = cells.lattice()
+    run = _Run(model, view, lattice, [key[2]], cells.owned(MAX_REFERENCES), 0, on_progress)
+    pos = np.arange(lattice.size)
+    left = run.settle(pos, np.zeros(pos.size, dtype=int), record=True)
+    run.finish_in_dd(left)
+    in_dd = np.zeros(lattice.size, dtype=bool)
+    in_dd[left] = True
+    got = Plan(run.points, run.owns, lattice, run.values, run.margin, run.redone(left), in_dd, run.computed)
+    while len(_PLANS) >= KEPT_PLANS:
+        _PLANS.pop(next(iter(_PLANS)))
+    _PLANS[key] = got
+    return got
+
+
 def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int = 0,
                on_progress=None, reference_at: tuple[Decimal, Decimal] | None = None) -> PerturbResult:
     """Pixels ``indices`` (flat, row by row from the lowest y; default all)
-    of ``view``, by perturbation from a reference at the view's centre (or
-    ``reference_at``), with glitched pixels redone (module doc). ``nudge``:
-    every offset moved up by that many of its float64 ulps (the precision
-    probe's test)."""
-    from . import train as engine_train
-    from .dd import DD_ARITH
-
+    of ``view``, by perturbation. The view's lattice is trained first
+    (:func:`plan`, once per view); each pixel then starts from a reference
+    that trained its cell, and a glitched pixel is trained again from a
+    neighbouring cell's or from a new one among the glitched (module doc),
+    up to :data:`MAX_REFERENCES` references. What is left glitched is trained
+    in double-double. ``nudge``: every offset moved up by that many of its
+    float64 ulps (the precision probe's test); the lattice's references
+    are the un-nudged view's."""
     W, H = view.size
-    idx = np.arange(W * H) if indices is None else np.asarray(indices)
-    prec = _prec(view)
-    xs, ys = path.axis_coords(view, prec)
-    log = kinds.axis_logs(model)[0]  # both axes alike in every model perturbation trains
-    hxs = [_hyper(x, log, prec) for x in xs]
-    hys = [_hyper(y, log, prec) for y in ys]
-    digits = reference.digits_needed(_finest(model, view), model.steps)
-    col, row = idx % W, idx // W
-    values, margin = np.empty(idx.size), np.full(idx.size, np.nan)
-    todo = np.arange(idx.size)
-    first = None
-    refs = 0
-    computed = 0
-    point = reference_at or (view.center[0], view.center[1])
-    while todo.size and refs < MAX_REFERENCES:
-        rx, ry = point
-        hrx, hry = _hyper(rx, log, prec), _hyper(ry, log, prec)
-        ref = orbit(model, rx, ry, digits, prec)
-        refs += 1
-        da = _offsets([hxs[c] for c in col[todo]], hrx, prec)
-        db = _offsets([hys[r] for r in row[todo]], hry, prec)
-        if nudge:
-            da, db = _nudge(da, nudge), _nudge(db, nudge)
-        v, g, k, m = train_offsets(model, ref, da, db, on_progress)
-        computed += k
-        values[todo], margin[todo] = v, m
-        if first is None:
-            first = np.zeros(idx.size, dtype=bool)
-            first[todo] = g
-        todo = todo[g]
-        if todo.size:  # the next reference: the glitched pixel nearest their centroid
-            cx, cy = col[todo].mean(), row[todo].mean()
-            k = todo[np.argmin((col[todo] - cx) ** 2 + (row[todo] - cy) ** 2)]
-            point = (xs[col[k]], ys[row[k]])
-    by_dd = int(todo.size)
-    if by_dd:
-        hx = DD_ARITH.hypers([xs[c] for c in col[todo]], log)
-        hy = DD_ARITH.hypers([ys[r] for r in row[todo]], log)
-        if nudge:
-            hx, hy = DD_ARITH.nudge(hx, nudge), DD_ARITH.nudge(hy, nudge)
-        res = engine_train(model, hx, hy, DD_ARITH, on_progress=on_progress)
-        values[todo], margin[todo] = res.values, np.nan
-        computed += res.computed
-    return PerturbResult(values, margin, first, refs, by_dd, computed, digits)
+    flat = np.arange(W * H) if indices is None else np.asarray(indices)
+    p, fresh = plan(model, view, reference_at, on_progress)
+    # An un-nudged run adds its new references, and what each trained, to
+    # the plan, for the view's later calls; a nudged one works on a copy.
+    shared = nudge == 0
+    run = _Run(model, view, flat, p.points if shared else list(p.points), p.owns if shared else p.owns.copy(),
+               nudge, on_progress)
+    at = np.minimum(np.searchsorted(p.lattice, flat), p.lattice.size - 1)
+    known = (p.lattice[at] == flat) & (nudge == 0)  # the lattice's own results, un-nudged
+    run.values[known], run.margin[known] = p.values[at[known]], p.margin[at[known]]
+    pos = np.flatnonzero(~known)
+    left = run.settle(pos, run.candidates(pos), record=shared)
+    run.finish_in_dd(left)
+    redone = run.redone(left)
+    redone[known] = p.redone[at[known]]
+    by_dd = int(left.size + p.in_dd[at[known]].sum())
+    computed = run.computed + (p.computed if fresh else 0)
+    return PerturbResult(run.values, run.margin, redone, len(run.points), by_dd, computed, run.digits)

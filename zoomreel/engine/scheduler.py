@@ -5,8 +5,12 @@ segments a pixel is retired when its formulation says so: its state can no
 longer change the measure (``dead``: NaN parameters are absorbing, every later
 loss is NaN and the measure maps NaN to the cap), or its formulation's
 ``retire`` rule holds. A retired pixel's remaining steps count as the cap, as
-its NaN record would. The measure is summed as each chunk's values arrive,
+its NaN record would. The measure is summed as each segment's values arrive,
 step after step, in the same order whether or not pixels were retired.
+
+Jobs. One call trains one or more jobs (:class:`Job`: a formulation
+instance, its constants and schedule, its pixels) in one loop over the
+segments and one measure; perturbation trains each pass's references so.
 
 Devices. The pixels of a group are dealt to the devices (one per CPU core, or
 the GPU) in chunk-sized blocks, and each pixel's state stays on its device
@@ -60,10 +64,10 @@ def shard_fn(form, model, A, B: int, cap: int, seg: int, stop: bool = True) -> C
 
 
 class Shard:
-    """One device's pixels: their rows on the device, their ids on the host."""
+    """One device's pixels of one job: their rows on the device, their ids on the host."""
 
-    def __init__(self, dev, ids, rows, B):
-        self.dev, self.ids, self.rows, self.B = dev, ids, rows, B
+    def __init__(self, dev, ids, rows, B, job: int = 0):
+        self.dev, self.ids, self.rows, self.B, self.job = dev, ids, rows, B, job
         self.dead = np.zeros(ids.size, dtype=bool)
 
     @property
@@ -79,50 +83,78 @@ class Counts:
         self.retired_by_rule = 0
 
 
+class Job(NamedTuple):
+    """Pixels trained under one formulation instance: its constants, its
+    per-step schedule (or None) and the pixels' two hyperparameters."""
+
+    form: object
+    consts: object
+    sched: object
+    a: np.ndarray
+    b: np.ndarray
+
+
 def train_group(form, model, A, pol: Policy, consts, idx_all, ga, gb, early_exit: bool,
                 on_progress, counts: Counts) -> np.ndarray:
-    g = ga.shape[0]
+    return train_jobs([Job(form, consts, idx_all, ga, gb)], model, A, pol, early_exit, on_progress, counts)
+
+
+def train_jobs(jobs: list[Job], model, A, pol: Policy, early_exit: bool, on_progress, counts: Counts,
+               measure=None) -> np.ndarray:
+    """Several jobs' pixels in one segment loop, the jobs' pixels one after
+    another in one measure: ``measure`` (for all of them), or the first
+    job's formulation's. Jobs share a compiled program when their
+    formulations are equal (perturbation's references: the reference is
+    data), so many small jobs cost about what one job of their size costs.
+    The measure's result."""
     T = model.steps
     B0 = pol.chunk
-    measure = form.measure_of(model, T, g, A)
-    host = Rows(form.initial_state(model, ga, A), A.from_host(ga), A.from_host(gb), np.full(g, np.nan, A.loss_dtype))
     devices = pol.devices
+    n = sum(j.a.shape[0] for j in jobs)
+    measure = measure if measure is not None else jobs[0].form.measure_of(model, T, n, A)
     # Chunk-sized blocks of pixels are dealt to the devices in turn (neighbours
     # behave alike, so every device gets a like share of the hard parts of the
     # view). A pixel's state then stays on its device for the whole run: the
     # host sees only losses, and retiring pixels packs each device's state there.
-    owner = np.arange(g) // B0 % len(devices)
     shards = []
-    for k, dev in enumerate(devices):
-        ids = np.flatnonzero(owner == k)
-        if ids.size:
-            B = layout.chunk_size(B0, ids.size)
-            take = layout.padded_rows(ids, B, layout.capacity(ids.size, B))
-            shards.append(Shard(dev, ids, jax.device_put(layout.take(host, take), dev), B))
-    del host
-    on_dev = {d: jax.device_put(consts, d) for d in devices}
+    start = turn0 = 0
+    for ji, j in enumerate(jobs):
+        g = j.a.shape[0]
+        host = Rows(j.form.initial_state(model, j.a, A), A.from_host(j.a), A.from_host(j.b),
+                    np.full(g, np.nan, A.loss_dtype))
+        owner = (np.arange(g) // B0 + turn0) % len(devices)
+        turn0 += -(-g // B0)
+        for k, dev in enumerate(devices):
+            ids = np.flatnonzero(owner == k)
+            if ids.size:
+                B = layout.chunk_size(B0, ids.size)
+                take = layout.padded_rows(ids, B, layout.capacity(ids.size, B))
+                shards.append(Shard(dev, start + ids, jax.device_put(layout.take(host, take), dev), B, ji))
+        del host
+        start += g
+    on_dev = {(sh.job, sh.dev): jax.device_put(jobs[sh.job].consts, sh.dev) for sh in shards}
     t = 0
     while t < T and shards:
         seg = min(pol.segment, T - t)
-        idx = None if idx_all is None else idx_all[t : t + seg]
         # Dispatch every chunk first, taking the devices in turn (JAX runs them
         # asynchronously, each device through its own chunks), then collect.
         queues = []
         for sh in shards:
             sh.dead = np.zeros(sh.ids.size, dtype=bool)
-            idx_dev = None if idx is None else jax.device_put(idx, sh.dev)
-            fn = shard_fn(form, model, A, sh.B, sh.cap, seg, early_exit)
+            sched = jobs[sh.job].sched
+            idx_dev = None if sched is None else jax.device_put(sched[t : t + seg], sh.dev)
+            fn = shard_fn(jobs[sh.job].form, model, A, sh.B, sh.cap, seg, early_exit)
             queues.append([(sh, fn, idx_dev, c0) for c0 in range(0, sh.ids.size, sh.B)])
         pending = []
         for turn in itertools.zip_longest(*queues):
             for sh, fn, idx_dev, c0 in filter(None, turn):
-                sh.rows, *res = fn(sh.rows, on_dev[sh.dev], idx_dev, c0)
+                sh.rows, *res = fn(sh.rows, on_dev[sh.job, sh.dev], idx_dev, c0)
                 pending.append((sh, c0, res))
         alive = sum(sh.ids.size for sh in shards)
-        retired = 0
+        got = {id(sh): [] for sh in shards}
         for sh, c0, (losses, dead, ran) in pending:
             m = min(sh.B, sh.ids.size - c0)
-            measure.add(t, sh.ids[c0 : c0 + m], np.asarray(losses)[:, :m])
+            got[id(sh)].append(np.asarray(losses)[:, :m])
             d = np.asarray(dead)[:m]
             ran = int(ran)
             counts.computed += m * ran
@@ -131,15 +163,21 @@ def train_group(form, model, A, pol: Policy, consts, idx_all, ga, gb, early_exit
                     counts.retired_by_rule += int((~d).sum())
                 d = np.ones(m, dtype=bool)
             sh.dead[c0 : c0 + m] = d
-        for sh in shards:
-            past = form.retire(measure, sh.ids) if early_exit else None
-            if past is not None:
-                past = past & ~sh.dead
-                sh.dead |= past
-                counts.retired_by_rule += int(past.sum())
-            if early_exit:
+        # one call for all: the measure is element-wise, the host's cost per call is not
+        everyone = np.concatenate([sh.ids for sh in shards])
+        measure.add(t, everyone, np.concatenate([x for sh in shards for x in got[id(sh)]], axis=1))
+        retired = 0
+        if early_exit:
+            past = jobs[0].form.retire(measure, everyone)
+            at = 0
+            for sh in shards:
+                if past is not None:
+                    mine = past[at : at + sh.ids.size] & ~sh.dead
+                    sh.dead |= mine
+                    counts.retired_by_rule += int(mine.sum())
+                at += sh.ids.size
                 retired += int(sh.dead.sum())
-                measure.retire(sh.ids[sh.dead], t + seg)
+            measure.retire(np.concatenate([sh.ids[sh.dead] for sh in shards]), t + seg)
         if on_progress is not None:
             on_progress(alive * seg + retired * (T - t - seg))
         t += seg
