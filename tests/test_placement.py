@@ -66,3 +66,13 @@ def test_several_references_trained_together_give_each_pixel_its_bits_alone():
         np.testing.assert_array_equal(m, alone[3])
     both = np.concatenate(vals)
     assert (both < 0).any() and (both > 0).any()  # the frame straddles the boundary
+
+
+def test_a_view_dd_cannot_place_may_make_more_references():
+    # dd is the last resort for pixels no reference trains; past where it can
+    # tell neighbouring pixels apart it would train them a few spacings off,
+    # so there a view may make more references before falling back to it.
+    model = Model(width=8, steps=40)
+    centre = (Decimal("1.0"), Decimal("1.6516728947948"))
+    assert perturb.budget(model, View(centre, Decimal("1e-20"), (64, 64))) == perturb.MAX_REFERENCES
+    assert perturb.budget(model, View(centre, Decimal("1e-31"), (64, 64))) == perturb.DEEP_MAX_REFERENCES

@@ -21,7 +21,7 @@ is at most the cap; or a pixel still alive when its reference retired. For
 the Mandelbrot set it is the classical test |Z + d| < 1e-3 |Z|. A glitched
 pixel is retired at once and trained again from another reference
 (:mod:`.placement` says which; :func:`train_view`), up to
-:data:`MAX_REFERENCES` references per view; what is left is trained in
+a budget of references per view (:func:`budget`); what is left is trained in
 double-double.
 """
 
@@ -52,6 +52,11 @@ from .randoms import draws
 GLITCH_RATIO = 16.0  # the rounding a difference may carry, in units of the pixel's own float64 rounding
 MANDELBROT_GLITCH = 1e-3  # |Z + d| < this * |Z|: the classical glitch test (Pauldelbrot)
 MAX_REFERENCES = 32  # references per view before the last glitched pixels go to dd
+# ... where dd can place the view's pixels (neighbours MIN_DD_ULPS of its ulps
+# apart); past that, dd would train a pixel up to a few spacings from where
+# it is, so a view may make up to DEEP_MAX_REFERENCES before it falls back.
+DEEP_MAX_REFERENCES = 64
+MIN_DD_ULPS = 4
 # The nudge test of perturbation (docs/precision.md, "Parting in a chaotic
 # stretch"): a pixel is settled when its offset moved by a few ulps keeps its
 # class, and moves the quantity its class is read from (:func:`settled`) by
@@ -462,7 +467,7 @@ def _finest(model: Model, view) -> float:
     return s / max(1.0, max(abs(float(c)) for c in view.center))
 
 
-@functools.lru_cache(maxsize=MAX_REFERENCES)
+@functools.lru_cache(maxsize=DEEP_MAX_REFERENCES)
 def _orbit(model: Model, rx: Decimal, ry: Decimal, digits: int, prec: int):
     where = keep.file("references", _orbit_key(model, rx, ry, digits, prec))
     kind = reference.MandelbrotOrbit if model.kind == "mandelbrot" else reference.NetworkOrbit
@@ -564,6 +569,19 @@ def _nudge(a: np.ndarray, ulps: int) -> np.ndarray:
     return a
 
 
+@functools.lru_cache(maxsize=16)
+def budget(model: Model, view) -> int:
+    """References a view may make: :data:`MAX_REFERENCES`, or
+    :data:`DEEP_MAX_REFERENCES` where dd, the fallback, cannot place its
+    pixels."""
+    from .dd import DD_ARITH
+
+    log = kinds.axis_logs(model)[0]
+    xs, ys = path.axis_coords(view, _prec(view))
+    places = all(DD_ARITH.spaced(DD_ARITH.hypers(list(a), log), MIN_DD_ULPS) for a in (xs, ys) if len(a) > 1)
+    return MAX_REFERENCES if places else DEEP_MAX_REFERENCES
+
+
 class _Run:
     """Pixels of one view trained by perturbation, each from the references
     :class:`.placement.Cells` proposes, glitched ones again from the next."""
@@ -583,7 +601,8 @@ class _Run:
         self.col, self.row = self.flat % W, self.flat // W
         self.points, self.owns = points, owns  # the caller's: what this run adds is theirs
         self.values, self.margin = np.empty(self.flat.size), np.full(self.flat.size, np.nan)
-        self.tried = np.zeros((self.flat.size, MAX_REFERENCES), dtype=bool)
+        self.budget = budget(model, view)
+        self.tried = np.zeros((self.flat.size, self.budget), dtype=bool)
         self.computed = 0
 
     def attempt(self, groups: list) -> list:
@@ -613,13 +632,13 @@ class _Run:
     def settle(self, pos: np.ndarray, first: np.ndarray, record: bool = False) -> np.ndarray:
         """Train pixels ``pos`` from references ``first`` (-1: a new one), each
         glitched one again from its next candidate, until each is trained or
-        has no candidate left once :data:`MAX_REFERENCES` are made; those
+        has no candidate left once the view's :func:`budget` is made; those
         left. ``record``: what each reference trains is added to ``owns``."""
         left = []
         while pos.size:
             new = first < 0
             if new.any():
-                if len(self.points) < MAX_REFERENCES:
+                if len(self.points) < self.budget:
                     p = self.cells.nearest_centroid(self.flat[pos[new]])
                     W = self.cells.W
                     self.points.append((self.xs[p % W], self.ys[p // W]))
@@ -664,7 +683,7 @@ class Plan:
     how many pixels of each cell each trained, and the lattice pixels' results."""
 
     points: list  # reference plane points, the first at the view's centre (or where asked); grows
-    owns: np.ndarray  # (cells down, cells across, MAX_REFERENCES); grows
+    owns: np.ndarray  # (cells down, cells across, the view's budget); grows
     lattice: np.ndarray  # flat indices
     values: np.ndarray
     margin: np.ndarray
@@ -694,7 +713,7 @@ def plan(model: Model, view, reference_at: tuple[Decimal, Decimal] | None = None
 def _new_plan(model: Model, view, key: tuple, on_progress) -> Plan:
     cells = placement.Cells(view.size)
     lattice = cells.lattice()
-    run = _Run(model, view, lattice, [key[2]], cells.owned(MAX_REFERENCES), 0, on_progress)
+    run = _Run(model, view, lattice, [key[2]], cells.owned(budget(model, view)), 0, on_progress)
     pos = np.arange(lattice.size)
     left = run.settle(pos, np.zeros(pos.size, dtype=int), record=True)
     run.finish_in_dd(left)
@@ -714,7 +733,7 @@ def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int
     (:func:`plan`, once per view); each pixel then starts from a reference
     that trained its cell, and a glitched pixel is trained again from a
     neighbouring cell's or from a new one among the glitched (module doc),
-    up to :data:`MAX_REFERENCES` references. What is left glitched is trained
+    up to the view's :func:`budget` of references. What is left glitched is trained
     in double-double. ``nudge``: every offset moved up by that many of its
     float64 ulps (the precision probe's test); the lattice's references
     are the un-nudged view's."""
