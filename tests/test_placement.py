@@ -4,10 +4,12 @@ that training several references' pixels together changes no pixel's bits."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from zoomreel import path
+from zoomreel import path, scene
 from zoomreel.engine import perturb, placement, reference
 from zoomreel.model import Model
 from zoomreel.view import View
@@ -76,3 +78,21 @@ def test_a_view_dd_cannot_place_may_make_more_references():
     centre = (Decimal("1.0"), Decimal("1.6516728947948"))
     assert perturb.budget(model, View(centre, Decimal("1e-20"), (64, 64))) == perturb.MAX_REFERENCES
     assert perturb.budget(model, View(centre, Decimal("1e-31"), (64, 64))) == perturb.DEEP_MAX_REFERENCES
+
+
+@pytest.mark.slow
+def test_a_views_pixels_do_not_depend_on_what_was_asked_of_it_before():
+    # The view's plan is shared by every call on it but never changed by
+    # them: the same pixels come out with the same bits whatever ran first,
+    # though the whole frame, asked for in between, makes references of its
+    # own (the stripes along the deep zoom's edges).
+    s = scene.load(Path(__file__).parent.parent / "keyframes" / "deep.toml")
+    view = path.view_at(s, s.duration, (32, 18))
+    some = np.arange(0, 32 * 18, 5)
+    perturb._PLANS.clear()
+    first = perturb.train_view(s.model, view, some)
+    whole = perturb.train_view(s.model, view)
+    assert whole.references > first.references
+    again = perturb.train_view(s.model, view, some)
+    np.testing.assert_array_equal(first.values, again.values)
+    np.testing.assert_array_equal(first.glitched, again.glitched)

@@ -6,7 +6,7 @@ trained in float64 through an exact difference form of the step, so that no
 value of the reference's size is ever subtracted from another in float64
 (docs/precision.md, "Perturbation", has the theory). The step's pieces are
 the network formulation's (:func:`.network.constants`, its layout and
-constants); the scheduler is the engine's (:func:`.scheduler.train_group`).
+constants); the scheduler is the engine's (:func:`.scheduler.train_jobs`).
 
 Per pixel and step the device sends back the loss's difference from the
 reference's and a glitch flag. The measure adds the reference's loss in
@@ -421,7 +421,7 @@ class PerturbResult:
     values: np.ndarray  # (N,) the measure of the pixels asked for
     margin: np.ndarray  # (N,) network: the mean of the last LAST v_t less 1 (NaN where capped, by dd, or Mandelbrot)
     glitched: np.ndarray  # (N,) bool: pixels trained again after a glitch, or finished in dd (redone)
-    references: int  # references trained for them
+    references: int  # references the call could use: the view's plan's and its own
     by_dd: int  # pixels that were left glitched and trained in double-double
     computed: int  # pixel-steps trained (perturbation and dd)
     digits: int  # digits of the first reference
@@ -599,7 +599,7 @@ class _Run:
         self.cells = placement.Cells(view.size)
         self.flat = np.asarray(flat)
         self.col, self.row = self.flat % W, self.flat // W
-        self.points, self.owns = points, owns  # the caller's: what this run adds is theirs
+        self.points, self.owns = points, owns  # this run adds to them
         self.values, self.margin = np.empty(self.flat.size), np.full(self.flat.size, np.nan)
         self.budget = budget(model, view)
         self.tried = np.zeros((self.flat.size, self.budget), dtype=bool)
@@ -682,8 +682,8 @@ class Plan:
     """A view's lattice (:mod:`.placement`), trained: the references it made,
     how many pixels of each cell each trained, and the lattice pixels' results."""
 
-    points: list  # reference plane points, the first at the view's centre (or where asked); grows
-    owns: np.ndarray  # (cells down, cells across, the view's budget); grows
+    points: list  # reference plane points, the first at the view's centre (or where asked)
+    owns: np.ndarray  # (cells down, cells across, the view's budget)
     lattice: np.ndarray  # flat indices
     values: np.ndarray
     margin: np.ndarray
@@ -701,8 +701,9 @@ def plan(model: Model, view, reference_at: tuple[Decimal, Decimal] | None = None
          on_progress=None) -> tuple[Plan, bool]:
     """The view's lattice trained, first from a reference at its centre (or
     ``reference_at``), and whether it was trained by this call: kept in this
-    process for every call on the view (the precision probe, its nudge, the
-    rest of the frame), so all of them start from the same references."""
+    process for the calls on the view (the precision probe, its nudge, the
+    rest of the frame), so all of them start from the same references. It
+    depends on nothing but its key: evicted, it is trained again the same."""
     key = (model, view, reference_at or (view.center[0], view.center[1]))
     with _PLANS_LOCK:
         if key in _PLANS:
@@ -740,16 +741,14 @@ def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int
     W, H = view.size
     flat = np.arange(W * H) if indices is None else np.asarray(indices)
     p, fresh = plan(model, view, reference_at, on_progress)
-    # An un-nudged run adds its new references, and what each trained, to
-    # the plan, for the view's later calls; a nudged one works on a copy.
-    shared = nudge == 0
-    run = _Run(model, view, flat, p.points if shared else list(p.points), p.owns if shared else p.owns.copy(),
-               nudge, on_progress)
+    # The plan is read, never changed: a pixel's result depends on the view,
+    # the pixels asked for and the nudge, not on the calls before.
+    run = _Run(model, view, flat, list(p.points), p.owns.copy(), nudge, on_progress)
     at = np.minimum(np.searchsorted(p.lattice, flat), p.lattice.size - 1)
     known = (p.lattice[at] == flat) & (nudge == 0)  # the lattice's own results, un-nudged
     run.values[known], run.margin[known] = p.values[at[known]], p.margin[at[known]]
     pos = np.flatnonzero(~known)
-    left = run.settle(pos, run.candidates(pos), record=shared)
+    left = run.settle(pos, run.candidates(pos), record=True)
     run.finish_in_dd(left)
     redone = run.redone(left)
     redone[known] = p.redone[at[known]]
