@@ -20,7 +20,7 @@ def losses(model, draws, lr0, lr1, steps: int, dps: int = 60, offset=None) -> li
     plane). A minibatch model takes each step's gradient over the rows
     ``draws.idx[t]``; the loss is always the full batch's."""
     with mpmath.workdps(dps):
-        mpf = mpmath.mpf
+        mpf, fdot = mpmath.mpf, mpmath.fdot  # fdot: a dot product rounded once
         n = model.width
         X = [[mpf(v) for v in row] for row in draws.x]
         Y = [mpf(row[0]) for row in draws.y]
@@ -34,7 +34,7 @@ def losses(model, draws, lr0, lr1, steps: int, dps: int = 60, offset=None) -> li
         s2 = mpmath.sqrt(2)
         out = []
         for _ in range(steps):
-            Z = [[sum(X[p][i] * W0[i][j] for i in range(n)) * rs for j in range(n)] for p in range(P)]
+            Z = [[fdot(X[p], col) * rs for col in zip(*W0)] for p in range(P)]
             if model.nonlinearity == "tanh":
                 H = [[mpmath.tanh(s2 * z) for z in row] for row in Z]
                 D = [[s2 * (1 - h * h) for h in row] for row in H]
@@ -44,14 +44,14 @@ def losses(model, draws, lr0, lr1, steps: int, dps: int = 60, offset=None) -> li
             else:
                 H = Z
                 D = [[mpf(1)] * n for _ in range(P)]
-            pred = [sum(H[p][j] * W1[j] for j in range(n)) / n for p in range(P)]
+            pred = [fdot(H[p], W1) / n for p in range(P)]
             r = [pred[p] - Y[p] for p in range(P)]
-            out.append(sum(v * v for v in r) / P)
+            out.append(fdot(r, r) / P)
             rows = range(P) if model.minibatch is None else [int(k) for k in draws.idx[len(out) - 1]]
             g = {p: 2 * r[p] / len(rows) for p in set(rows)}
-            gW1 = [sum(H[p][j] * g[p] for p in rows) / n for j in range(n)]
+            gW1 = [fdot([H[p][j] for p in rows], [g[p] for p in rows]) / n for j in range(n)]
             dZ = {p: [g[p] * W1[j] / n * D[p][j] for j in range(n)] for p in set(rows)}
-            gW0 = [[sum(X[p][i] * dZ[p][j] for p in rows) * rs for j in range(n)] for i in range(n)]
+            gW0 = [[fdot([X[p][i] for p in rows], [dZ[p][j] for p in rows]) * rs for j in range(n)] for i in range(n)]
             W0 = [[W0[i][j] - lr0 * gW0[i][j] for j in range(n)] for i in range(n)]
             W1 = [W1[j] - lr1 * gW1[j] for j in range(n)]
         return out
