@@ -70,6 +70,14 @@ def group_of(item) -> str:
     return SHARED_GROUPS.get(f, f)
 
 
+# The longest groups (minutes each on the 2-core CI machine) are dealt out
+# first, so that the two workers finish together rather than one running the
+# Ray group alone at the end; the rest keep their order.
+FIRST = ["ray", "test_dd_boundary.py::test_dd_frame_on_the_boundary_matches_mpmath_pixel_by_pixel",
+         "test_science.py", "test_dd_boundary.py::test_dd_bisection_finds_the_boundary_where_mpmath_has_it",
+         "test_perturb.py", "test_render.py", "test_fused.py"]
+
+
 def pytest_collection_modifyitems(config, items):
     grouped = config.pluginmanager.hasplugin("xdist")
     for item in items:
@@ -78,6 +86,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, mark))
         if grouped:
             item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    if grouped:
+        rank = {g: k for k, g in enumerate(FIRST)}
+        items.sort(key=lambda item: rank.get(group_of(item), len(FIRST)))  # stable: files keep their order
 
 
 @pytest.fixture
