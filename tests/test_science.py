@@ -89,6 +89,7 @@ def test_float64_tanh_is_tanh():
     import jax
     import jax.numpy as jnp
 
+    engine.config.ensure()  # float64 in JAX, as the engine sets it up before it trains
     f = jax.jit(engine.arith.tanh64)
     rng = np.random.default_rng(7)
     # every scale from tiny (tanh u = u) through saturation; XLA's CPU code
