@@ -51,7 +51,18 @@ def scene_text(steps=30, w=16, h=16, fps=4, t1="1.0", span1="1.0", model_extra="
 TIERS = {
     "test_explore_browser.py": ("browser", "slow"),
     "test_ray.py": ("ray", "slow"),
+    "test_ray_local.py": ("ray", "slow"),
     "test_explore.py::test_a_newer_view_supersedes_the_one_in_training": ("slow",),
+    # renders through the CLI to full disks, devices and pipes: 5 to 14 s each
+    **{f"test_writers.py::{name}": ("slow",) for name in (
+        "test_a_plot_to_stdout_is_the_png_alone_and_the_json_goes_to_stderr",
+        "test_a_full_disk_keeps_the_old_video_and_the_cache_and_says_so",
+        "test_every_writer_on_a_full_disk_keeps_the_old_file",
+        "test_a_device_is_written_into_never_replaced",
+        "test_a_plot_into_a_device_is_one_line",
+        "test_dev_stdout_is_the_open_descriptor_whatever_it_is",
+        "test_a_file_size_limit_fails_the_encoder_like_a_full_disk_and_keeps_the_old_video")},
+    "test_perturb.py::test_a_frame_past_float64_is_perturbed_and_says_how_much_was_redone": ("slow",),
 }
 
 
