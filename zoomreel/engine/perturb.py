@@ -629,11 +629,11 @@ class _Run:
     def candidates(self, pos: np.ndarray) -> np.ndarray:
         return self.cells.candidates(self.flat[pos], self.owns, ~self.tried[pos])
 
-    def settle(self, pos: np.ndarray, first: np.ndarray, record: bool = False) -> np.ndarray:
+    def settle(self, pos: np.ndarray, first: np.ndarray) -> np.ndarray:
         """Train pixels ``pos`` from references ``first`` (-1: a new one), each
         glitched one again from its next candidate, until each is trained or
         has no candidate left once the view's :func:`budget` is made; those
-        left. ``record``: what each reference trains is added to ``owns``."""
+        left. What each reference trains is added to the run's ``owns``."""
         left = []
         while pos.size:
             new = first < 0
@@ -649,8 +649,7 @@ class _Run:
             glitched = []
             groups = [(pos[first == k], int(k)) for k in np.unique(first)]
             for (mine, k), g in zip(groups, self.attempt(groups)):
-                if record:
-                    self.cells.record(self.owns, self.flat[np.setdiff1d(mine, g)], k)
+                self.cells.record(self.owns, self.flat[np.setdiff1d(mine, g)], k)
                 glitched.append(g)
             pos = np.concatenate(glitched) if glitched else pos[:0]
             first = self.candidates(pos)
@@ -716,7 +715,7 @@ def _new_plan(model: Model, view, key: tuple, on_progress) -> Plan:
     lattice = cells.lattice()
     run = _Run(model, view, lattice, [key[2]], cells.owned(budget(model, view)), 0, on_progress)
     pos = np.arange(lattice.size)
-    left = run.settle(pos, np.zeros(pos.size, dtype=int), record=True)
+    left = run.settle(pos, np.zeros(pos.size, dtype=int))
     run.finish_in_dd(left)
     in_dd = np.zeros(lattice.size, dtype=bool)
     in_dd[left] = True
@@ -748,7 +747,7 @@ def train_view(model: Model, view, indices: np.ndarray | None = None, nudge: int
     known = (p.lattice[at] == flat) & (nudge == 0)  # the lattice's own results, un-nudged
     run.values[known], run.margin[known] = p.values[at[known]], p.margin[at[known]]
     pos = np.flatnonzero(~known)
-    left = run.settle(pos, run.candidates(pos), record=True)
+    left = run.settle(pos, run.candidates(pos))
     run.finish_in_dd(left)
     redone = run.redone(left)
     redone[known] = p.redone[at[known]]
